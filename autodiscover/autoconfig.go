@@ -1,0 +1,58 @@
+package autodiscover
+
+import (
+	"net/http"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+)
+
+// autoconfigPaths are the Thunderbird-style autoconfig URLs: the ISP form
+// on autoconfig.<d>, the well-known form on <d> (both fetched by
+// Thunderbird, PROTOCOLS.md §5), and /v1.1/ used by some Android clients.
+var autoconfigPaths = []string{
+	"/mail/config-v1.1.xml",
+	"/.well-known/autoconfig/mail/config-v1.1.xml",
+	"/v1.1/mail/config-v1.1.xml",
+}
+
+// autoconfig answers config-v1.1.xml. The domain comes from ?emailaddress=
+// (Thunderbird sends it by default) or, when absent (Thunderbird for
+// Android may omit it), from the Host header less "autoconfig.". The
+// document is the same for every user of a domain: logins use
+// Thunderbird's own placeholders.
+func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
+	rec := recordOf(r)
+	rec.dialect = "autoconfig"
+	st := s.site.Load()
+	var a *answers
+	if email := queryFold(r.URL.Query(), "emailaddress"); email != "" {
+		addr, err := config.ParseAddress(email)
+		if err != nil {
+			rec.outcome = "bad_address"
+			http.Error(w, "emailaddress is not a valid e-mail address", http.StatusBadRequest)
+			return
+		}
+		a = st.lookup(addr.Domain)
+	} else {
+		a = st.hostDomain(r.Host)
+	}
+	if a == nil {
+		// Thunderbird reads a 404 as "no config here" and tries its next source.
+		rec.outcome = "unknown_domain"
+		http.Error(w, "no mail configuration is served for this domain", http.StatusNotFound)
+		return
+	}
+	rec.domain = a.domain.Name
+	rec.outcome = "settings"
+	doc := a.autoconfigAfter
+	if s.Now().Before(a.domain.Provider.SMTPPasswordUntil) {
+		doc = a.autoconfigBefore
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentTypeXML)
+	h.Set("Cache-Control", "public, max-age=3600")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(doc)
+	}
+}

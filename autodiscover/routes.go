@@ -1,0 +1,108 @@
+package autodiscover
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+)
+
+// HTTPSHandler is every URL answered over HTTPS. This is the routing table:
+// each route names the clients that call it.
+func (s *Server) HTTPSHandler() http.Handler {
+	r := mux.NewRouter()
+	// POX Autodiscover (MS-OXDSCLI; MS-ASCMD mobilesync): Outlook desktop,
+	// Thunderbird's Exchange lookup, exchangelib (which spells
+	// /Autodiscover/Autodiscover.xml), DavMail, ActiveSync phones.
+	route(r, exactFold("/autodiscover/autodiscover.xml"), s.pox, http.MethodPost)
+	// GET from some mobile clients: an error document, never a prompt.
+	route(r, exactFold("/autodiscover/autodiscover.xml"), s.poxGet, http.MethodGet, http.MethodHead)
+	// Autodiscover v2 (JSON): Outlook mobile, Outlook 2019 (Protocol=Autodiscoverv1).
+	route(r, exactFold("/autodiscover/autodiscover.json"), s.v2, http.MethodGet)
+	route(r, prefixFold(v2PathPrefix), s.v2, http.MethodGet)
+	// Thunderbird autoconfig; Horde; Android clients (/v1.1/).
+	for _, p := range autoconfigPaths {
+		route(r, exactFold(p), s.autoconfig, http.MethodGet, http.MethodHead)
+	}
+	r.NotFoundHandler = http.HandlerFunc(s.notFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
+	return s.observe(r)
+}
+
+// HTTPHandler is every URL answered over plain HTTP: autoconfig (Horde and
+// Thunderbird fetch http:// too), Outlook's HTTP-redirect step for POX
+// (MS-OXDISCO 3.1.5.3), and a redirect to HTTPS for everything else.
+func (s *Server) HTTPHandler() http.Handler {
+	r := mux.NewRouter()
+	// Outlook, exchangelib: unauthenticated GET, answered 302 to https.
+	route(r, exactFold("/autodiscover/autodiscover.xml"), s.poxRedirect, http.MethodGet, http.MethodHead)
+	for _, p := range autoconfigPaths {
+		route(r, exactFold(p), s.autoconfig, http.MethodGet, http.MethodHead)
+	}
+	r.NotFoundHandler = http.HandlerFunc(s.toHTTPS)
+	r.MethodNotAllowedHandler = http.HandlerFunc(s.toHTTPS)
+	return s.observe(r)
+}
+
+func route(r *mux.Router, m mux.MatcherFunc, h http.HandlerFunc, methods ...string) {
+	r.MatcherFunc(m).Methods(methods...).HandlerFunc(h)
+}
+
+// exactFold matches a path case-insensitively: MS-OXDISCO's ABNF says the
+// strings are case-insensitive, and clients spell them both ways.
+func exactFold(path string) mux.MatcherFunc {
+	return func(r *http.Request, _ *mux.RouteMatch) bool {
+		return strings.EqualFold(r.URL.Path, path)
+	}
+}
+
+func prefixFold(prefix string) mux.MatcherFunc {
+	return func(r *http.Request, _ *mux.RouteMatch) bool {
+		p := r.URL.Path
+		return len(p) > len(prefix) && strings.EqualFold(p[:len(prefix)], prefix)
+	}
+}
+
+// poxRedirect is the HTTP-redirect method: 302 to the https URL, only for
+// our own host names (no open redirect).
+func (s *Server) poxRedirect(w http.ResponseWriter, r *http.Request) {
+	rec := recordOf(r)
+	rec.dialect = "pox"
+	a := s.site.Load().hostDomain(r.Host)
+	if a == nil {
+		rec.outcome = "unknown_domain"
+		http.NotFound(w, r)
+		return
+	}
+	rec.domain, rec.outcome = a.domain.Name, "redirect"
+	http.Redirect(w, r, s.httpsURL(r.Host, "/autodiscover/autodiscover.xml"), http.StatusFound)
+}
+
+// toHTTPS sends any other plain-HTTP request for one of our hosts to the
+// same path over HTTPS: 301 for GET/HEAD, 308 (method kept) otherwise.
+func (s *Server) toHTTPS(w http.ResponseWriter, r *http.Request) {
+	rec := recordOf(r)
+	rec.dialect = "http"
+	a := s.site.Load().hostDomain(r.Host)
+	if a == nil {
+		rec.outcome = "unknown_domain"
+		http.NotFound(w, r)
+		return
+	}
+	rec.domain, rec.outcome = a.domain.Name, "redirect"
+	code := http.StatusMovedPermanently
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		code = http.StatusPermanentRedirect
+	}
+	http.Redirect(w, r, s.httpsURL(r.Host, r.URL.EscapedPath()), code)
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	recordOf(r).outcome = "not_found"
+	http.NotFound(w, r)
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	recordOf(r).outcome = "method_not_allowed"
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+}

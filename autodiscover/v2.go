@@ -1,0 +1,130 @@
+package autodiscover
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+)
+
+// Autodiscover v2 protocols answered, lower case (matched case-insensitively:
+// Outlook 2019 sends "Autodiscoverv1").
+const (
+	protoActiveSync     = "activesync"
+	protoEws            = "ews"
+	protoAutodiscoverV1 = "autodiscoverv1"
+)
+
+// v2Names are the canonical spellings, for answers and error messages.
+var v2Names = map[string]string{
+	protoActiveSync:     "ActiveSync",
+	protoEws:            "Ews",
+	protoAutodiscoverV1: "AutodiscoverV1",
+}
+
+const v2Supported = "ActiveSync, AutodiscoverV1, Ews"
+
+// v2PathPrefix is the path form /autodiscover/autodiscover.json/v1.0/<addr>.
+const v2PathPrefix = "/autodiscover/autodiscover.json/v1.0/"
+
+type v2Answer struct {
+	Protocol string
+	URL      string `json:"Url"`
+}
+
+type v2Error struct {
+	ErrorCode    string
+	ErrorMessage string
+}
+
+// v2 answers Autodiscover v2 (PROTOCOLS.md §3): GET
+// /autodiscover/autodiscover.json?Email=&Protocol= and
+// /autodiscover/autodiscover.json/v1.0/<addr>?Protocol=. Anonymous. The URL
+// answered always comes from the config, never from the query: scanners
+// send ProxyShell-style "autodiscover.json?@..." probes.
+func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
+	rec := recordOf(r)
+	rec.dialect = "json"
+	q := r.URL.Query()
+	email := queryFold(q, "Email")
+	if len(r.URL.Path) > len(v2PathPrefix) {
+		email = r.URL.Path[len(v2PathPrefix):]
+	}
+	proto := queryFold(q, "Protocol")
+	if proto == "" || email == "" {
+		rec.outcome = "bad_request"
+		writeJSON(w, http.StatusBadRequest, v2Error{"MandatoryParameterMissing",
+			"A valid value must be provided for the query parameters 'Email' and 'Protocol'."})
+		return
+	}
+	key := strings.ToLower(proto)
+	name, known := v2Names[key]
+	if !known {
+		rec.outcome = "unsupported_protocol"
+		writeJSON(w, http.StatusBadRequest, v2Error{"InvalidProtocol",
+			"The given protocol value is invalid. Supported values are '" + v2Supported + "'."})
+		return
+	}
+	addr, err := config.ParseAddress(email)
+	if err != nil {
+		rec.outcome = "bad_address"
+		writeJSON(w, http.StatusBadRequest, v2Error{"InvalidEmailAddress", "The given e-mail address is not valid."})
+		return
+	}
+	a := s.site.Load().lookup(addr.Domain)
+	if a == nil {
+		rec.outcome = "unknown_domain"
+		writeJSON(w, http.StatusNotFound, v2Error{"InvalidUser", "No configuration is served for this address."})
+		return
+	}
+	rec.domain = a.domain.Name
+	u, ok := a.v2[key]
+	if !ok {
+		rec.outcome = "unsupported_protocol"
+		writeJSON(w, http.StatusBadRequest, v2Error{"ProtocolNotSupported",
+			"The protocol " + name + " is not offered for this domain."})
+		return
+	}
+	// Exchange Online echoes the request's spelling of Protocol; we do the
+	// same when it is plain ASCII (EqualFold-style matches such as the
+	// Kelvin sign are answered in the canonical spelling).
+	if isASCII(proto) {
+		name = proto
+	}
+	rec.outcome = "settings"
+	writeJSON(w, http.StatusOK, v2Answer{Protocol: name, URL: u})
+}
+
+// queryFold returns the first value of a query parameter whose name
+// matches key case-insensitively.
+func queryFold(q url.Values, key string) string {
+	if v := q.Get(key); v != "" {
+		return v
+	}
+	for k, vs := range q {
+		if strings.EqualFold(k, key) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v) // plain structs of strings: cannot fail
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(b)
+}

@@ -1,0 +1,54 @@
+// Command autodiscover-proxy answers mail-client autoconfiguration for the
+// configured domains. Subcommands: serve.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: autodiscover-proxy <command> [flags]
+
+commands:
+  serve    answer autodiscover and autoconfig requests (serve -h for flags)
+
+Run "autodiscover-proxy serve" with no flags to serve the embedded example.com default.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches a subcommand and returns the exit status: 0 ok, 1 failure,
+// 2 bad usage.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "autodiscover-proxy: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err == errUsage {
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "autodiscover-proxy %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,126 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+)
+
+// Address is a parsed e-mail address: the local part as given, the domain
+// as a lower-case A-label (IDNA 2008, UTS #46 lookup rules).
+type Address struct {
+	Local  string
+	Domain string
+}
+
+// String returns local@domain with the domain in A-label form.
+func (a Address) String() string { return a.Local + "@" + a.Domain }
+
+// Limits from RFC 5321 §4.5.3.1.
+const (
+	maxLocalPart = 64
+	maxDomain    = 253
+	maxAddress   = 254
+)
+
+// ErrBadAddress is wrapped by every address parsing error.
+var ErrBadAddress = errors.New("not an e-mail address")
+
+// ParseAddress parses an address as clients send it: bare addr-spec, no
+// display name, no quoted local part (no business mailbox system issues
+// those). The local part keeps its case; the domain is normalised.
+func ParseAddress(s string) (Address, error) {
+	s = strings.TrimSpace(s)
+	if len(s) > 4*maxAddress { // reject huge input before any work
+		return Address{}, fmt.Errorf("%w: too long", ErrBadAddress)
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
+		return Address{}, fmt.Errorf("%w: no @", ErrBadAddress)
+	}
+	local, domain := s[:at], s[at+1:]
+	if err := checkLocalPart(local); err != nil {
+		return Address{}, err
+	}
+	d, err := NormalizeDomain(domain)
+	if err != nil {
+		return Address{}, fmt.Errorf("%w: %v", ErrBadAddress, err)
+	}
+	if len(local)+1+len(d) > maxAddress {
+		return Address{}, fmt.Errorf("%w: longer than %d bytes", ErrBadAddress, maxAddress)
+	}
+	return Address{Local: local, Domain: d}, nil
+}
+
+// checkLocalPart accepts an RFC 5322 dot-atom, plus UTF-8 (RFC 6531).
+func checkLocalPart(local string) error {
+	switch {
+	case local == "":
+		return fmt.Errorf("%w: empty local part", ErrBadAddress)
+	case len(local) > maxLocalPart:
+		return fmt.Errorf("%w: local part longer than %d bytes", ErrBadAddress, maxLocalPart)
+	case !utf8.ValidString(local):
+		return fmt.Errorf("%w: local part is not UTF-8", ErrBadAddress)
+	case local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, ".."):
+		return fmt.Errorf("%w: misplaced dot in local part", ErrBadAddress)
+	}
+	for _, r := range local {
+		if r < utf8.RuneSelf {
+			if !isAtext(byte(r)) && r != '.' {
+				return fmt.Errorf("%w: character %q not allowed in local part", ErrBadAddress, r)
+			}
+		} else if !unicode.IsGraphic(r) {
+			return fmt.Errorf("%w: character %U not allowed in local part", ErrBadAddress, r)
+		}
+	}
+	return nil
+}
+
+// isAtext reports RFC 5322 §3.2.3 atext for ASCII.
+func isAtext(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
+}
+
+var idnaProfile = idna.New(
+	idna.MapForLookup(),
+	idna.BidiRule(),
+	idna.StrictDomainName(true),
+	idna.VerifyDNSLength(true),
+)
+
+// NormalizeDomain returns a domain name as a lower-case A-label with no
+// trailing dot, or an error if it is not a valid host name of two labels or
+// more.
+func NormalizeDomain(s string) (string, error) {
+	s = strings.TrimSuffix(strings.TrimSpace(s), ".")
+	if s == "" {
+		return "", errors.New("empty domain")
+	}
+	if len(s) > 4*maxDomain {
+		return "", errors.New("domain too long")
+	}
+	d, err := idnaProfile.ToASCII(s)
+	if err != nil {
+		return "", fmt.Errorf("domain %q: %w", s, err)
+	}
+	if len(d) > maxDomain {
+		return "", fmt.Errorf("domain longer than %d bytes", maxDomain)
+	}
+	if !strings.Contains(d, ".") {
+		return "", fmt.Errorf("domain %q has a single label", d)
+	}
+	return d, nil
+}
+
+// normalizeHost lower-cases a server host name for comparison.
+func normalizeHost(h string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
+}

@@ -1,0 +1,489 @@
+// Package config reads the autodiscover-proxy config file, applies the
+// provider presets and answers which domains are served.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Security is how a client protects a connection: implicit TLS, STARTTLS
+// or nothing. The values are the config file's `tls:` values.
+type Security string
+
+const (
+	SecuritySSL      Security = "ssl"
+	SecurityStartTLS Security = "starttls"
+	SecurityNone     Security = "none"
+)
+
+// Server is one IMAP, POP3 or SMTP endpoint.
+type Server struct {
+	Host     string
+	Port     int
+	Security Security
+}
+
+// Login-name forms. Thunderbird understands the placeholders itself; the
+// other dialects get them filled in per request.
+const (
+	LoginEmailAddress = "%EMAILADDRESS%"
+	LoginLocalPart    = "%EMAILLOCALPART%"
+)
+
+// Config is a loaded, validated config.
+type Config struct {
+	TLS     TLS
+	Domains []*Domain // in file order
+	byName  map[string]*Domain
+}
+
+// TLS is the `tls:` section. Relative file names are resolved against the
+// config file's directory.
+type TLS struct {
+	CertFile string
+	KeyFile  string
+}
+
+// Domain is one served mail domain with its preset applied.
+type Domain struct {
+	Name        string   // A-label, lower case
+	Aliases     []string // A-labels, lower case
+	DisplayName string
+	Provider    *Preset
+	IMAP        *Server // nil when not offered
+	POP3        *Server
+	SMTP        *Server
+	// ActiveSyncURL and EWSURL are empty when not offered.
+	ActiveSyncURL string
+	EWSURL        string
+	// LoginName is %EMAILADDRESS%, %EMAILLOCALPART% or NETBIOS\%EMAILLOCALPART%.
+	LoginName       string
+	OutlookExchange string
+}
+
+// Names returns the domain name followed by its aliases.
+func (d *Domain) Names() []string { return append([]string{d.Name}, d.Aliases...) }
+
+// SMTPAuth returns the SMTP sign-in methods offered at time t.
+func (d *Domain) SMTPAuth(t time.Time) []string {
+	p := d.Provider
+	if p.SMTPPasswordUntil.IsZero() || !t.Before(p.SMTPPasswordUntil) {
+		return p.SMTPAuth
+	}
+	return append(append([]string(nil), p.SMTPAuth...), AuthPasswordCleartext)
+}
+
+// LoginFor fills the login-name form for one address.
+func (d *Domain) LoginFor(a Address) string {
+	switch d.LoginName {
+	case LoginLocalPart:
+		return a.Local
+	case LoginEmailAddress:
+		return a.String()
+	}
+	// NETBIOS\%EMAILLOCALPART%
+	return strings.TrimSuffix(d.LoginName, LoginLocalPart) + a.Local
+}
+
+// Lookup returns the domain served for name (a domain or an alias, in any
+// case or as a U-label). The service answers for nothing else.
+func (c *Config) Lookup(name string) (*Domain, bool) {
+	if d, ok := c.byName[name]; ok { // fast path: already normalised
+		return d, true
+	}
+	n, err := NormalizeDomain(name)
+	if err != nil {
+		return nil, false
+	}
+	d, ok := c.byName[n]
+	return d, ok
+}
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default returns the embedded config: example.com on the microsoft365
+// preset, so the binary answers something without any file.
+func Default() *Config {
+	c, err := Parse(defaultYAML, "embedded default", "")
+	if err != nil {
+		panic("embedded default config: " + err.Error())
+	}
+	return c
+}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path, filepath.Dir(path))
+}
+
+// maxConfigSize bounds what Parse accepts; 100,000 domains fit easily.
+const maxConfigSize = 64 << 20
+
+// Parse validates a config document. name is used in messages; dir is the
+// directory relative file names are resolved against.
+func Parse(data []byte, name, dir string) (*Config, error) {
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, maxConfigSize)
+	}
+	var f file
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty config: it needs at least one entry under domains:", name)
+		}
+		return nil, fmt.Errorf("%s: %w", name, yamlError(err))
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	v := validator{file: name, lines: map[string]int{}}
+	indexLines(&root, "", v.lines)
+	c := v.config(&f, dir)
+	if len(v.problems) > 0 {
+		return nil, &Error{Problems: v.problems}
+	}
+	return c, nil
+}
+
+// yamlError turns the YAML library's multi-line type error into one line
+// per problem, keeping its line numbers.
+func yamlError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return errors.New(strings.Join(te.Errors, "; "))
+	}
+	return err
+}
+
+// The file's shape. Key names are a contract with users' configs.
+type file struct {
+	TLS     fileTLS      `yaml:"tls"`
+	Domains []fileDomain `yaml:"domains"`
+}
+
+type fileTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+type fileDomain struct {
+	Name            string      `yaml:"name"`
+	Aliases         []string    `yaml:"aliases"`
+	Provider        string      `yaml:"provider"`
+	DisplayName     string      `yaml:"display_name"`
+	IMAP            *fileServer `yaml:"imap"`
+	POP3            *fileServer `yaml:"pop3"`
+	SMTP            *fileServer `yaml:"smtp"`
+	ActiveSync      *fileURL    `yaml:"activesync"`
+	EWS             *fileURL    `yaml:"ews"`
+	LoginName       string      `yaml:"login_name"`
+	OutlookExchange string      `yaml:"outlook_exchange"`
+}
+
+type fileServer struct {
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	TLS  string `yaml:"tls"`
+}
+
+type fileURL struct {
+	URL string `yaml:"url"`
+}
+
+// Error lists every problem found in a config file.
+type Error struct {
+	Problems []Problem
+}
+
+// Problem is one thing wrong in a config file.
+type Problem struct {
+	File string
+	Line int // 0 when unknown
+	Path string
+	Msg  string
+}
+
+func (p Problem) String() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc += ":" + strconv.Itoa(p.Line)
+	}
+	return loc + ": " + p.Path + ": " + p.Msg
+}
+
+func (e *Error) Error() string {
+	s := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		s[i] = p.String()
+	}
+	return strings.Join(s, "\n")
+}
+
+// indexLines records the line of every mapping value and sequence item
+// under its path (domains[0].imap.port), so validation can say where.
+func indexLines(n *yaml.Node, path string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			indexLines(c, path, lines)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			lines[p] = n.Content[i].Line
+			indexLines(n.Content[i+1], p, lines)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			lines[p] = c.Line
+			indexLines(c, p, lines)
+		}
+	}
+}
+
+type validator struct {
+	file     string
+	lines    map[string]int
+	problems []Problem
+}
+
+func (v *validator) addf(path, format string, args ...any) {
+	line, ok := v.lines[path]
+	for p := path; !ok && p != ""; { // fall back to the nearest enclosing key
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+		line, ok = v.lines[p]
+	}
+	v.problems = append(v.problems, Problem{File: v.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) config(f *file, dir string) *Config {
+	c := &Config{byName: map[string]*Domain{}}
+	c.TLS = v.tls(f.TLS, dir)
+	if len(f.Domains) == 0 {
+		v.addf("domains", "no domains configured: add at least one entry with name and provider")
+	}
+	seen := map[string]string{} // normalised name -> path of first use
+	for i := range f.Domains {
+		path := "domains[" + strconv.Itoa(i) + "]"
+		d := v.domain(&f.Domains[i], path)
+		if d == nil {
+			continue
+		}
+		for j, n := range d.Names() {
+			p := path + ".name"
+			if j > 0 {
+				p = fmt.Sprintf("%s.aliases[%d]", path, j-1)
+			}
+			if first, dup := seen[n]; dup {
+				v.addf(p, "%s is already configured at %s (line %d): each domain and alias may appear once", n, first, v.lines[first])
+				continue
+			}
+			seen[n] = p
+			c.byName[n] = d
+		}
+		c.Domains = append(c.Domains, d)
+	}
+	return c
+}
+
+func (v *validator) tls(t fileTLS, dir string) TLS {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		v.addf("tls", "cert_file and key_file go together: set both, or neither for a self-signed development certificate")
+	}
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || dir == "" {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	return TLS{CertFile: abs(t.CertFile), KeyFile: abs(t.KeyFile)}
+}
+
+var netbiosLogin = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,14}\\%EMAILLOCALPART%$`)
+
+func (v *validator) domain(fd *fileDomain, path string) *Domain {
+	name, err := NormalizeDomain(fd.Name)
+	if err != nil {
+		v.addf(path+".name", "%v", err)
+		return nil
+	}
+	preset, ok := presets[fd.Provider]
+	if !ok {
+		v.addf(path+".provider", "unknown provider %q: use %s, %s or %s", fd.Provider,
+			ProviderMicrosoft365, ProviderGoogleWorkspace, ProviderCustom)
+		return nil
+	}
+	d := &Domain{
+		Name:            name,
+		DisplayName:     fd.DisplayName,
+		Provider:        preset,
+		LoginName:       fd.LoginName,
+		OutlookExchange: fd.OutlookExchange,
+		ActiveSyncURL:   preset.ActiveSyncURL,
+		EWSURL:          preset.EWSURL,
+	}
+	if d.DisplayName == "" {
+		d.DisplayName = name
+	} else if err := checkDisplayName(d.DisplayName); err != nil {
+		v.addf(path+".display_name", "%v", err)
+	}
+	for i, a := range fd.Aliases {
+		n, err := NormalizeDomain(a)
+		if err != nil {
+			v.addf(fmt.Sprintf("%s.aliases[%d]", path, i), "%v", err)
+			continue
+		}
+		d.Aliases = append(d.Aliases, n)
+	}
+	d.IMAP = v.server(preset.IMAP, fd.IMAP, path+".imap")
+	d.POP3 = v.server(preset.POP3, fd.POP3, path+".pop3")
+	d.SMTP = v.server(preset.SMTP, fd.SMTP, path+".smtp")
+	if d.IMAP == nil && d.POP3 == nil {
+		v.addf(path, "no incoming server: provider %s needs imap or pop3 given as {host, port, tls}", preset.Name)
+	}
+	if d.SMTP == nil {
+		v.addf(path, "no outgoing server: provider %s needs smtp given as {host, port, tls}", preset.Name)
+	}
+	if fd.ActiveSync != nil {
+		d.ActiveSyncURL = v.httpsURL(fd.ActiveSync.URL, path+".activesync.url")
+	}
+	if fd.EWS != nil {
+		d.EWSURL = v.httpsURL(fd.EWS.URL, path+".ews.url")
+	}
+	switch {
+	case d.LoginName == "":
+		d.LoginName = LoginEmailAddress
+	case d.LoginName == LoginEmailAddress, d.LoginName == LoginLocalPart, netbiosLogin.MatchString(d.LoginName):
+	default:
+		v.addf(path+".login_name", `%q is not a login-name form: use %s, %s or DOMAIN\%s`,
+			d.LoginName, LoginEmailAddress, LoginLocalPart, LoginLocalPart)
+	}
+	switch d.OutlookExchange {
+	case "":
+		d.OutlookExchange = preset.OutlookExchange
+	case OutlookSettings:
+	case OutlookRedirect:
+		if preset.OutlookRedirectURL == "" {
+			v.addf(path+".outlook_exchange", "redirect needs a provider with its own autodiscover service (%s); provider %s has none: use settings",
+				ProviderMicrosoft365, preset.Name)
+		}
+	default:
+		v.addf(path+".outlook_exchange", "%q is not a policy: use %s or %s", d.OutlookExchange, OutlookRedirect, OutlookSettings)
+	}
+	return d
+}
+
+// checkDisplayName keeps display names to printable text: they reach XML,
+// JSON and HTML, and private-use characters are the answer templates' marks.
+func checkDisplayName(s string) error {
+	if len(s) > 256 {
+		return errors.New("longer than 256 bytes")
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("not UTF-8")
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) && r != ' ' || unicode.In(r, unicode.Co) {
+			return fmt.Errorf("character %U not allowed", r)
+		}
+	}
+	return nil
+}
+
+// server merges a per-domain override onto the preset's server, field by
+// field, and validates the result. It returns nil when neither exists.
+func (v *validator) server(preset *Server, o *fileServer, path string) *Server {
+	if preset == nil && o == nil {
+		return nil
+	}
+	s := Server{}
+	if preset != nil {
+		s = *preset
+	}
+	if o != nil {
+		if o.Host != "" {
+			s.Host = o.Host
+		}
+		if o.Port != 0 {
+			s.Port = o.Port
+		}
+		if o.TLS != "" {
+			s.Security = Security(o.TLS)
+		}
+	}
+	if h, err := normalizeServerHost(s.Host); err != nil {
+		v.addf(path+".host", "%v", err)
+	} else {
+		s.Host = h
+		v.notConsumer(h, path+".host")
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		v.addf(path+".port", "%d is not a TCP port (1-65535)", s.Port)
+	}
+	switch s.Security {
+	case SecuritySSL, SecurityStartTLS, SecurityNone:
+	default:
+		v.addf(path+".tls", "%q is not a tls mode: use ssl (implicit TLS), starttls or none", s.Security)
+	}
+	return &s
+}
+
+func normalizeServerHost(h string) (string, error) {
+	if strings.TrimSpace(h) == "" {
+		return "", errors.New("missing host")
+	}
+	n, err := NormalizeDomain(h)
+	if err != nil {
+		return "", fmt.Errorf("not a host name: %v", err)
+	}
+	return n, nil
+}
+
+func (v *validator) httpsURL(raw, path string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		v.addf(path, "%q is not an https URL of the form https://host/path", raw)
+		return raw
+	}
+	v.notConsumer(u.Hostname(), path)
+	return raw
+}
+
+// notConsumer refuses consumer Outlook.com/Hotmail hosts (PROTOCOLS.md §7).
+func (v *validator) notConsumer(host, path string) {
+	if IsConsumerHost(host) {
+		v.addf(path, "%s is a consumer Outlook.com/Hotmail endpoint. Exchange Online and Outlook.com share the "+
+			"outlook.com namespace, and business mailboxes cannot sign in to consumer servers: use the business "+
+			"endpoints (outlook.office365.com for IMAP/POP/ActiveSync/EWS, smtp.office365.com for SMTP)", host)
+	}
+}

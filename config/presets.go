@@ -1,0 +1,162 @@
+package config
+
+import "time"
+
+// Thunderbird <authentication> values (Mozilla autoconfig, config-v1.1.xml).
+const (
+	AuthOAuth2            = "OAuth2"
+	AuthPasswordCleartext = "password-cleartext"
+)
+
+// Outlook desktop policies for requests that want Exchange settings.
+const (
+	OutlookRedirect = "redirect" // answer redirectUrl to the provider's own autodiscover
+	OutlookSettings = "settings" // answer the same IMAP/POP/SMTP (+EWS) settings as everyone else
+)
+
+// OAuth2 is the <oAuth2> block of an autoconfig document.
+type OAuth2 struct {
+	Issuer   string
+	Scope    string
+	AuthURL  string
+	TokenURL string
+}
+
+// Preset is a provider's endpoints and policies. Presets are data: every
+// provider fact the responder hands out comes from this file.
+type Preset struct {
+	Name          string
+	DisplayName   string // provider name, for people (setup page, summaries)
+	IMAP          *Server
+	POP3          *Server
+	SMTP          *Server
+	ActiveSyncURL string
+	EWSURL        string
+	// IncomingAuth and SMTPAuth are the sign-in methods offered, preferred
+	// first, as Thunderbird <authentication> values.
+	IncomingAuth []string
+	SMTPAuth     []string
+	// SMTPPasswordUntil, when set, offers password-cleartext for SMTP after
+	// SMTPAuth until that instant: the provider still accepts passwords for
+	// submission but has announced the end.
+	SMTPPasswordUntil time.Time
+	OAuth2            *OAuth2
+	// OutlookExchange is the default policy for Outlook asking for Exchange;
+	// OutlookRedirectURL is where "redirect" sends it.
+	OutlookExchange    string
+	OutlookRedirectURL string
+	DocumentationURL   string
+}
+
+// Preset names usable as a domain's provider.
+const (
+	ProviderMicrosoft365    = "microsoft365"
+	ProviderGoogleWorkspace = "google-workspace"
+	ProviderCustom          = "custom"
+)
+
+var presets = map[string]*Preset{
+	// Microsoft 365 / Exchange Online business endpoints (PROTOCOLS.md §7;
+	// Microsoft's "POP, IMAP, and SMTP settings" and the endpoint table of the
+	// 2015 retirement notice in shared/seeds).
+	ProviderMicrosoft365: {
+		Name:          ProviderMicrosoft365,
+		DisplayName:   "Microsoft 365",
+		IMAP:          &Server{Host: "outlook.office365.com", Port: 993, Security: SecuritySSL},
+		POP3:          &Server{Host: "outlook.office365.com", Port: 995, Security: SecuritySSL},
+		SMTP:          &Server{Host: "smtp.office365.com", Port: 587, Security: SecurityStartTLS},
+		ActiveSyncURL: "https://outlook.office365.com/Microsoft-Server-ActiveSync",
+		EWSURL:        "https://outlook.office365.com/EWS/Exchange.asmx",
+		// Basic auth for IMAP/POP was switched off in Exchange Online from
+		// 2022-10-01; only OAuth2 (SASL XOAUTH2) works.
+		IncomingAuth: []string{AuthOAuth2},
+		SMTPAuth:     []string{AuthOAuth2},
+		// Exchange Team blog 2026-01-27: SMTP AUTH Basic stays as it is until
+		// the end of December 2026, then is disabled by default.
+		SMTPPasswordUntil: time.Date(2027, time.January, 1, 0, 0, 0, 0, time.UTC),
+		// Microsoft's documented scopes for IMAP/POP/SMTP OAuth (learn.microsoft.com
+		// "Authenticate an IMAP, POP or SMTP connection using OAuth").
+		OAuth2: &OAuth2{
+			Issuer:   "login.microsoftonline.com",
+			Scope:    "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/POP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access",
+			AuthURL:  "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+			TokenURL: "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+		},
+		OutlookExchange:    OutlookRedirect,
+		OutlookRedirectURL: "https://autodiscover-s.outlook.com/autodiscover/autodiscover.xml",
+		DocumentationURL:   "https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/pop3-and-imap4/pop3-and-imap4",
+	},
+	// Google Workspace (ISPDB googlemail.com.xml; Google's XOAUTH2 document).
+	// App passwords still work, so password-cleartext stays as a second choice.
+	ProviderGoogleWorkspace: {
+		Name:         ProviderGoogleWorkspace,
+		DisplayName:  "Google Workspace",
+		IMAP:         &Server{Host: "imap.gmail.com", Port: 993, Security: SecuritySSL},
+		POP3:         &Server{Host: "pop.gmail.com", Port: 995, Security: SecuritySSL},
+		SMTP:         &Server{Host: "smtp.gmail.com", Port: 465, Security: SecuritySSL},
+		IncomingAuth: []string{AuthOAuth2, AuthPasswordCleartext},
+		SMTPAuth:     []string{AuthOAuth2, AuthPasswordCleartext},
+		OAuth2: &OAuth2{
+			Issuer:   "accounts.google.com",
+			Scope:    "https://mail.google.com/",
+			AuthURL:  "https://accounts.google.com/o/oauth2/auth",
+			TokenURL: "https://www.googleapis.com/oauth2/v3/token",
+		},
+		OutlookExchange:  OutlookSettings,
+		DocumentationURL: "https://support.google.com/mail/answer/7126229",
+	},
+	// custom: every server comes from the config file.
+	ProviderCustom: {
+		Name:            ProviderCustom,
+		DisplayName:     "custom",
+		IncomingAuth:    []string{AuthPasswordCleartext},
+		SMTPAuth:        []string{AuthPasswordCleartext},
+		OutlookExchange: OutlookSettings,
+	},
+}
+
+// LookupPreset returns the named provider preset.
+func LookupPreset(name string) (*Preset, bool) {
+	p, ok := presets[name]
+	return p, ok
+}
+
+// consumerHosts are Outlook.com/Hotmail consumer endpoints (PROTOCOLS.md §7).
+// Exchange Online and Outlook.com shared a namespace, and autoconfiguring
+// clients of business users were handed these hosts; a business mailbox
+// cannot log in to them. The service refuses to hand any of them out.
+var consumerHosts = []string{
+	"smtp-mail.outlook.com",
+	"imap-mail.outlook.com",
+	"pop-mail.outlook.com",
+	"smtp.live.com",
+	"pop3.live.com",
+	"eas.outlook.com",
+	"m.hotmail.com",
+	"m.outlook.com",
+	"s.outlook.com",
+}
+
+// consumerSuffixes catch the rest of the consumer namespaces: every hotmail
+// and live.com host, and the consumer MX (olc.protection.outlook.com).
+var consumerSuffixes = []string{".hotmail.com", ".live.com", ".olc.protection.outlook.com"}
+
+// IsConsumerHost reports whether host is a consumer Outlook.com/Hotmail
+// endpoint that must never be handed to a business domain.
+func IsConsumerHost(host string) bool {
+	h := normalizeHost(host)
+	for _, c := range consumerHosts {
+		if h == c {
+			return true
+		}
+	}
+	for _, s := range consumerSuffixes {
+		if h == s[1:] || len(h) > len(s) && h[len(h)-len(s):] == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ConsumerHosts lists the exact consumer host names, for tests and doctor.
+func ConsumerHosts() []string { return append([]string(nil), consumerHosts...) }

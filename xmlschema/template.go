@@ -1,0 +1,133 @@
+package xmlschema
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/beevik/etree"
+)
+
+// A Template is a document rendered once by etree with slots left in its
+// text for the per-request parts (the user's address, login name, a time).
+// Answers are built at config load; a request only appends the parts and
+// its escaped values, so it costs a copy, not a tree.
+type Template struct {
+	parts []string // len(parts) == len(slots)+1
+	slots []int
+	size  int
+}
+
+// Slot marks, around the slot number: private-use characters, valid in XML,
+// never escaped by etree, and refused in any config text (config checks).
+const (
+	slotOpen  = "\uE000"
+	slotClose = "\uE001"
+)
+
+// Slot returns the text to put in a document where value i goes.
+func Slot(i int) string { return slotOpen + strconv.Itoa(i) + slotClose }
+
+// NewTemplate renders doc and splits it at its slots.
+func NewTemplate(doc *etree.Document) (*Template, error) {
+	s, err := doc.WriteToString()
+	if err != nil {
+		return nil, fmt.Errorf("render template: %w", err)
+	}
+	t := &Template{}
+	for {
+		i := strings.Index(s, slotOpen)
+		if i < 0 {
+			break
+		}
+		j := strings.Index(s[i:], slotClose)
+		if j < 0 {
+			return nil, fmt.Errorf("render template: unterminated slot at byte %d", i)
+		}
+		n, err := strconv.Atoi(s[i+len(slotOpen) : i+j])
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("render template: bad slot %q", s[i:i+j+len(slotClose)])
+		}
+		t.parts = append(t.parts, s[:i])
+		t.slots = append(t.slots, n)
+		s = s[i+j+len(slotClose):]
+	}
+	t.parts = append(t.parts, s)
+	for _, p := range t.parts {
+		t.size += len(p)
+	}
+	return t, nil
+}
+
+// Slots returns how many values Append needs.
+func (t *Template) Slots() int {
+	n := 0
+	for _, s := range t.slots {
+		n = max(n, s+1)
+	}
+	return n
+}
+
+// Size is the length of the static parts, a good buffer size hint.
+func (t *Template) Size() int { return t.size }
+
+// Append writes the document with values[i] in slot i, escaped for XML text
+// and attribute values alike. It panics if a slot has no value, which is a
+// programming error caught by the tests.
+func (t *Template) Append(dst []byte, values ...string) []byte {
+	for i, p := range t.parts {
+		dst = append(dst, p...)
+		if i < len(t.slots) {
+			dst = AppendEscaped(dst, values[t.slots[i]])
+		}
+	}
+	return dst
+}
+
+// AppendEscaped appends s escaped for XML character data and attribute
+// values. Characters XML 1.0 forbids, and invalid UTF-8, become U+FFFD, so
+// the output is always well-formed.
+func AppendEscaped(dst []byte, s string) []byte {
+	last := 0
+	for i := 0; i < len(s); {
+		r, w := utf8.DecodeRuneInString(s[i:])
+		var esc string
+		switch {
+		case r == '&':
+			esc = "&amp;"
+		case r == '<':
+			esc = "&lt;"
+		case r == '>':
+			esc = "&gt;"
+		case r == '"':
+			esc = "&quot;"
+		case r == '\'':
+			esc = "&apos;"
+		case r == '\t':
+			esc = "&#x9;"
+		case r == '\n':
+			esc = "&#xA;"
+		case r == '\r':
+			esc = "&#xD;"
+		case r == utf8.RuneError && w == 1, !isXMLChar(r):
+			esc = "\uFFFD"
+		default:
+			i += w
+			continue
+		}
+		dst = append(dst, s[last:i]...)
+		dst = append(dst, esc...)
+		i += w
+		last = i
+	}
+	return append(dst, s[last:]...)
+}
+
+// isXMLChar is the Char production of XML 1.0 §2.2.
+func isXMLChar(r rune) bool {
+	return r == 0x9 || r == 0xA || r == 0xD ||
+		r >= 0x20 && r <= 0xD7FF ||
+		r >= 0xE000 && r <= 0xFFFD ||
+		r >= 0x10000 && r <= 0x10FFFF
+}
