@@ -52,7 +52,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 	defer bufPool.Put(bp)
 
 	body, err := readBody(w, r, (*bp)[:0], maxPOXBody)
-	*bp = body[:0]
+	*bp = body // keep the grown buffer for the pool
 	if err != nil {
 		rec.outcome = "bad_request"
 		s.poxError(w, xmlschema.ErrorInvalidRequest)
@@ -98,24 +98,23 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 	rec.domain = a.domain.Name
 	email := addr.String()
 
-	var out []byte
 	switch {
 	case rec.dialect == "mobilesync" && a.mobilesync == nil:
 		rec.outcome = "unsupported_schema"
 		s.poxError(w, xmlschema.ErrorSchemaUnavailable)
-		return
 	case rec.dialect == "mobilesync":
 		rec.outcome = "settings"
-		out = a.mobilesync.Append(body[:0], email, email)
+		*bp = a.mobilesync.Append(body[:0], email, email)
+		writeXML(w, *bp)
 	case a.outlookRedirect != nil && wantsExchange(r):
+		// Shared and static: written as it is, never put in the pool.
 		rec.outcome = "redirect"
-		out = a.outlookRedirect
+		writeXML(w, a.outlookRedirect)
 	default:
 		rec.outcome = "settings"
-		out = a.outlook.Append(body[:0], email, email, a.domain.LoginFor(addr))
+		*bp = a.outlook.Append(body[:0], email, email, a.domain.LoginFor(addr))
+		writeXML(w, *bp)
 	}
-	*bp = out[:0]
-	writeXML(w, out)
 }
 
 // wantsExchange reports Outlook desktop asking for Exchange settings: it
@@ -141,9 +140,8 @@ func (s *Server) poxError(w http.ResponseWriter, code int) {
 	idText := strconv.AppendUint(id[:0], uint64(uint32(now.UnixNano()/100)), 10)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	out := errorTemplates[code].Append((*bp)[:0], now.Format("15:04:05.0000000"), string(idText))
-	*bp = out[:0]
-	writeXML(w, out)
+	*bp = errorTemplates[code].Append((*bp)[:0], now.Format("15:04:05.0000000"), string(idText))
+	writeXML(w, *bp)
 }
 
 func writeXML(w http.ResponseWriter, b []byte) {

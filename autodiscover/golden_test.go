@@ -1,0 +1,380 @@
+package autodiscover
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// beforeCutoff is inside Microsoft's SMTP AUTH Basic window; afterCutoff
+// is past the preset's SMTPPasswordUntil.
+var (
+	beforeCutoff = time.Date(2026, time.November, 22, 10, 30, 0, 123456700, time.UTC)
+	afterCutoff  = time.Date(2027, time.January, 2, 8, 0, 0, 0, time.UTC)
+)
+
+func newTestServer(t testing.TB, now time.Time, log io.Writer) *Server {
+	t.Helper()
+	cfg, err := config.Load("testdata/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Now = func() time.Time { return now }
+	s.Log = slog.New(slog.NewTextHandler(log, nil))
+	return s
+}
+
+const (
+	reqOutlook    = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
+	respOutlook   = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+	reqMobile     = "http://schemas.microsoft.com/exchange/autodiscover/mobilesync/requestschema/2006"
+	respMobile    = "http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006"
+	contentXML    = "text/xml; charset=utf-8"
+	outlookHeader = "X-MapiHttpCapability"
+)
+
+// poxBody is a request as Outlook and Thunderbird send it.
+func poxBody(ns, addr, schema string) string {
+	return `<?xml version="1.0" encoding="utf-8"?>` +
+		`<Autodiscover xmlns="` + ns + `"><Request>` +
+		`<EMailAddress>` + addr + `</EMailAddress>` +
+		`<AcceptableResponseSchema>` + schema + `</AcceptableResponseSchema>` +
+		`</Request></Autodiscover>`
+}
+
+// exchange is one request, its golden answer and how clients must read it.
+type exchange struct {
+	golden string // file under testdata/golden, without .golden
+	http   bool   // plain-HTTP listener instead of HTTPS
+	method string
+	target string
+	host   string
+	header http.Header
+	body   string
+	now    time.Time // zero: beforeCutoff
+	status int
+	read   func(t *testing.T, contentType string, body []byte)
+}
+
+var (
+	m365 = func(login string) []clientcheck.Server {
+		return []clientcheck.Server{
+			{Protocol: "imap", Host: "outlook.office365.com", Port: 993, Security: "ssl", Username: login},
+			{Protocol: "pop3", Host: "outlook.office365.com", Port: 995, Security: "ssl", Username: login},
+			{Protocol: "smtp", Host: "smtp.office365.com", Port: 587, Security: "starttls", Username: login},
+		}
+	}
+	google = func(login string) []clientcheck.Server {
+		return []clientcheck.Server{
+			{Protocol: "imap", Host: "imap.gmail.com", Port: 993, Security: "ssl", Username: login},
+			{Protocol: "pop3", Host: "pop.gmail.com", Port: 995, Security: "ssl", Username: login},
+			{Protocol: "smtp", Host: "smtp.gmail.com", Port: 465, Security: "ssl", Username: login},
+		}
+	}
+	tailspin = func(login string) []clientcheck.Server {
+		return []clientcheck.Server{
+			{Protocol: "imap", Host: "mail.tailspin.example", Port: 993, Security: "ssl", Username: login},
+			{Protocol: "pop3", Host: "mail.tailspin.example", Port: 110, Security: "starttls", Username: login},
+			{Protocol: "smtp", Host: "mail.tailspin.example", Port: 587, Security: "starttls", Username: login},
+		}
+	}
+)
+
+const (
+	m365EWS = "https://outlook.office365.com/EWS/Exchange.asmx"
+	m365EAS = "https://outlook.office365.com/Microsoft-Server-ActiveSync"
+)
+
+func poxSettings(addr, ews string, servers []clientcheck.Server) func(*testing.T, string, []byte) {
+	return func(t *testing.T, ct string, body []byte) {
+		p, err := clientcheck.ReadPOX(ct, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Action != "settings" || p.Address != addr || p.EwsURL != ews || !reflect.DeepEqual(p.Servers, servers) {
+			t.Errorf("clients read action %q address %q ews %q servers\n%+v\nwant settings %q %q\n%+v",
+				p.Action, p.Address, p.EwsURL, p.Servers, addr, ews, servers)
+		}
+	}
+}
+
+func poxRedirect(url string) func(*testing.T, string, []byte) {
+	return func(t *testing.T, ct string, body []byte) {
+		p, err := clientcheck.ReadPOX(ct, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Action != "redirectUrl" || p.RedirectURL != url {
+			t.Errorf("clients read action %q url %q, want redirectUrl %q", p.Action, p.RedirectURL, url)
+		}
+	}
+}
+
+func poxMobileSync(addr, url string) func(*testing.T, string, []byte) {
+	return func(t *testing.T, ct string, body []byte) {
+		p, err := clientcheck.ReadPOX(ct, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Schema != respMobile || p.Address != addr || p.MobileSyncURL != url {
+			t.Errorf("clients read schema %q address %q url %q, want mobilesync %q %q", p.Schema, p.Address, p.MobileSyncURL, addr, url)
+		}
+	}
+}
+
+func poxError(code int) func(*testing.T, string, []byte) {
+	return func(t *testing.T, ct string, body []byte) {
+		p, err := clientcheck.ReadPOX(ct, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ErrorCode != code {
+			t.Errorf("clients read error code %d, want %d", p.ErrorCode, code)
+		}
+	}
+}
+
+func readV2(proto, url string) func(*testing.T, string, []byte) {
+	return func(t *testing.T, ct string, body []byte) {
+		v, err := clientcheck.ReadV2(ct, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Protocol != proto || v.URL != url {
+			t.Errorf("Outlook reads %+v, want %s %s", v, proto, url)
+		}
+	}
+}
+
+func readTB(domains []string, servers []clientcheck.Server, smtpAuth []string) func(*testing.T, string, []byte) {
+	return func(t *testing.T, ct string, body []byte) {
+		c, err := clientcheck.Thunderbird(ct, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []clientcheck.Server
+		for _, s := range append(c.Incoming, c.Outgoing...) {
+			if s.Protocol == "smtp" {
+				if !reflect.DeepEqual(s.Auth, smtpAuth) {
+					t.Errorf("SMTP authentication %v, want %v", s.Auth, smtpAuth)
+				}
+			}
+			s.Auth = nil
+			got = append(got, s)
+		}
+		if !reflect.DeepEqual(c.Domains, domains) || !reflect.DeepEqual(got, servers) {
+			t.Errorf("Thunderbird reads domains %v servers\n%+v\nwant %v\n%+v", c.Domains, got, domains, servers)
+		}
+	}
+}
+
+func exchanges() []exchange {
+	post := func(golden, body string, status int, read func(*testing.T, string, []byte)) exchange {
+		return exchange{golden: golden, method: "POST", target: "/autodiscover/autodiscover.xml",
+			host: "autodiscover.contoso.com", body: body, status: status, read: read}
+	}
+	withHeader := func(e exchange, k, v string) exchange {
+		e.header = http.Header{k: {v}}
+		return e
+	}
+	get := func(golden, target, host string, status int, read func(*testing.T, string, []byte)) exchange {
+		return exchange{golden: golden, method: "GET", target: target, host: host, status: status, read: read}
+	}
+	ok := http.StatusOK
+	ex := []exchange{
+		// POX, outlook schema, every preset.
+		post("pox-outlook-microsoft365", poxBody(reqOutlook, "Jane.Doe@Contoso.COM", respOutlook), ok,
+			poxSettings("Jane.Doe@contoso.com", m365EWS, m365("Jane.Doe@contoso.com"))),
+		post("pox-outlook-microsoft365-alias-idn", poxBody(reqOutlook, "anna@bücher.example", respOutlook), ok,
+			poxSettings("anna@xn--bcher-kva.example", m365EWS, m365("anna@xn--bcher-kva.example"))),
+		withHeader(post("pox-outlook-microsoft365-exchange-redirect", poxBody(reqOutlook, "jane@contoso.com", respOutlook), ok,
+			poxRedirect("https://autodiscover-s.outlook.com/autodiscover/autodiscover.xml")), outlookHeader, "1"),
+		withHeader(post("pox-outlook-microsoft365-exchange-clientcanhandle", poxBody(reqOutlook, "jane@contoso.com", respOutlook), ok,
+			poxRedirect("https://autodiscover-s.outlook.com/autodiscover/autodiscover.xml")), "X-ClientCanHandle", "Negotiate,ExHttpInfo"),
+		withHeader(post("pox-outlook-microsoft365-exchange-settings-policy", poxBody(reqOutlook, "max@fabrikam.com", respOutlook), ok,
+			poxSettings("max@fabrikam.com", m365EWS, m365("max@fabrikam.com"))), outlookHeader, "1"),
+		post("pox-outlook-google-workspace", poxBody(reqOutlook, "ann@example.org", respOutlook), ok,
+			poxSettings("ann@example.org", "", google("ann@example.org"))),
+		post("pox-outlook-custom", poxBody(reqOutlook, "bob@tailspin.example", respOutlook), ok,
+			poxSettings("bob@tailspin.example", "https://mail.tailspin.example/EWS/Exchange.asmx", tailspin(`TAILSPIN\bob`))),
+		// No AcceptableResponseSchema: the request namespace decides.
+		post("pox-outlook-no-schema", strings.Replace(poxBody(reqOutlook, "jane@contoso.com", ""), "<AcceptableResponseSchema></AcceptableResponseSchema>", "", 1), ok,
+			poxSettings("jane@contoso.com", m365EWS, m365("jane@contoso.com"))),
+		// POX, mobilesync schema.
+		post("pox-mobilesync-microsoft365", poxBody(reqMobile, "jane@contoso.com", respMobile), ok,
+			poxMobileSync("jane@contoso.com", m365EAS)),
+		post("pox-mobilesync-custom", poxBody(reqMobile, "bob@tailspin.example", respMobile), ok,
+			poxMobileSync("bob@tailspin.example", "https://mail.tailspin.example/Microsoft-Server-ActiveSync")),
+		post("pox-mobilesync-google-workspace-601", poxBody(reqMobile, "ann@example.org", respMobile), ok, poxError(601)),
+		// POX errors: HTTP 200 with the error document.
+		post("pox-error-unknown-domain-500", poxBody(reqOutlook, "eve@unknown.example", respOutlook), ok, poxError(500)),
+		post("pox-error-malformed-600", "<Autodiscover><Request>", ok, poxError(600)),
+		post("pox-error-not-xml-600", "hello", ok, poxError(600)),
+		post("pox-error-no-address-600", poxBody(reqOutlook, "", respOutlook), ok, poxError(600)),
+		post("pox-error-bad-address-600", poxBody(reqOutlook, "no-at-sign", respOutlook), ok, poxError(600)),
+		post("pox-error-schema-601", poxBody(reqOutlook, "jane@contoso.com", "http://example.com/other"), ok, poxError(601)),
+		post("pox-error-legacydn-500", `<Autodiscover xmlns="`+reqOutlook+`"><Request><LegacyDN>/o=Contoso/ou=Exchange/cn=Recipients/cn=jane</LegacyDN><AcceptableResponseSchema>`+respOutlook+`</AcceptableResponseSchema></Request></Autodiscover>`, ok, poxError(500)),
+		post("pox-error-too-large-600", poxBody(reqOutlook, "jane@contoso.com", respOutlook)+strings.Repeat(" ", maxPOXBody), ok, poxError(600)),
+		post("pox-error-entity-expansion-600", `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>`+
+			`<Autodiscover xmlns="`+reqOutlook+`"><Request><EMailAddress>&lol2;@contoso.com</EMailAddress></Request></Autodiscover>`, ok, poxError(600)),
+		get("pox-get-https-600", "/autodiscover/autodiscover.xml", "autodiscover.contoso.com", ok, poxError(600)),
+		// exchangelib's spelling.
+		post("pox-outlook-capitalised-path", poxBody(reqOutlook, "jane@contoso.com", respOutlook), ok,
+			poxSettings("jane@contoso.com", m365EWS, m365("jane@contoso.com"))),
+		// Autodiscover v2.
+		get("json-activesync", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=ActiveSync", "contoso.com", ok, readV2("ActiveSync", m365EAS)),
+		get("json-ews", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=EWS", "contoso.com", ok, readV2("EWS", m365EWS)),
+		get("json-autodiscoverv1-path-form", "/autodiscover/autodiscover.json/v1.0/jane@contoso.com?Protocol=Autodiscoverv1", "contoso.com", ok,
+			readV2("Autodiscoverv1", "https://autodiscover.contoso.com/autodiscover/autodiscover.xml")),
+		get("json-lowercase-params", "/autodiscover/autodiscover.json?email=jane@contoso.net&protocol=activesync", "contoso.com", ok, readV2("activesync", m365EAS)),
+		get("json-error-unknown-protocol-400", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=Rest", "contoso.com", http.StatusBadRequest, nil),
+		get("json-error-missing-protocol-400", "/autodiscover/autodiscover.json?Email=jane@contoso.com", "contoso.com", http.StatusBadRequest, nil),
+		get("json-error-proxyshell-probe-400", "/autodiscover/autodiscover.json?@evil.example/mapi/nspi/?&Email=autodiscover/autodiscover.json%3F@evil.example", "contoso.com", http.StatusBadRequest, nil),
+		get("json-error-unknown-domain-404", "/autodiscover/autodiscover.json?Email=eve@unknown.example&Protocol=ActiveSync", "contoso.com", http.StatusNotFound, nil),
+		get("json-error-google-activesync-400", "/autodiscover/autodiscover.json?Email=ann@example.org&Protocol=ActiveSync", "example.org", http.StatusBadRequest, nil),
+		// Thunderbird autoconfig.
+		get("autoconfig-microsoft365", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "autoconfig.contoso.com", ok,
+			readTB([]string{"contoso.com", "contoso.net", "xn--bcher-kva.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"})),
+		get("autoconfig-google-workspace", "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=ann%40example.org", "example.org", ok,
+			readTB([]string{"example.org"}, google("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"})),
+		get("autoconfig-custom", "/v1.1/mail/config-v1.1.xml?emailaddress=bob%40tailspin.example", "autoconfig.tailspin.example", ok,
+			readTB([]string{"tailspin.example"}, tailspin(`TAILSPIN\%EMAILLOCALPART%`), []string{"password-cleartext"})),
+		get("autoconfig-error-unknown-domain-404", "/mail/config-v1.1.xml?emailaddress=eve%40unknown.example", "autoconfig.unknown.example", http.StatusNotFound, nil),
+		get("autoconfig-error-bad-address-400", "/mail/config-v1.1.xml?emailaddress=%3Cscript%3E", "autoconfig.contoso.com", http.StatusBadRequest, nil),
+		get("not-found-404", "/owa/", "autodiscover.contoso.com", http.StatusNotFound, nil),
+	}
+	// exchangelib's capitalised path.
+	for i := range ex {
+		if ex[i].golden == "pox-outlook-capitalised-path" {
+			ex[i].target = "/Autodiscover/Autodiscover.xml"
+		}
+	}
+	after := get("autoconfig-microsoft365-after-smtp-basic-cutoff", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "autoconfig.contoso.com", ok,
+		readTB([]string{"contoso.com", "contoso.net", "xn--bcher-kva.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2"}))
+	after.now = afterCutoff
+	// Thunderbird for Android may omit emailaddress: the Host decides.
+	hostOnly := get("autoconfig-host-only", "/mail/config-v1.1.xml", "autoconfig.contoso.net", ok,
+		readTB([]string{"contoso.com", "contoso.net", "xn--bcher-kva.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}))
+	// Plain HTTP listener.
+	httpGet := func(golden, target, host string, status int) exchange {
+		e := get(golden, target, host, status, nil)
+		e.http = true
+		return e
+	}
+	plainAutoconfig := httpGet("http-autoconfig", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "autoconfig.contoso.com", ok)
+	plainAutoconfig.read = hostOnly.read
+	postHTTP := post("http-pox-post-308", poxBody(reqOutlook, "jane@contoso.com", respOutlook), http.StatusPermanentRedirect, nil)
+	postHTTP.http = true
+	return append(ex, after, hostOnly, plainAutoconfig, postHTTP,
+		httpGet("http-pox-get-302", "/Autodiscover/Autodiscover.xml", "autodiscover.contoso.com", http.StatusFound),
+		httpGet("http-pox-get-unknown-host-404", "/autodiscover/autodiscover.xml", "autodiscover.evil.example", http.StatusNotFound),
+		httpGet("http-other-301", "/setup", "autoconfig.contoso.com", http.StatusMovedPermanently),
+	)
+}
+
+// serve runs one exchange through the server's handlers.
+func (e exchange) serve(s *Server) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(e.method, e.target, strings.NewReader(e.body))
+	r.Host = e.host
+	for k, vs := range e.header {
+		for _, v := range vs {
+			r.Header.Add(k, v)
+		}
+	}
+	if e.method == http.MethodPost {
+		r.Header.Set("Content-Type", "text/xml")
+	}
+	w := httptest.NewRecorder()
+	h := s.HTTPSHandler()
+	if e.http {
+		h = s.HTTPHandler()
+	}
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// transcript is the golden form of an answer: status, the headers clients
+// depend on, a blank line, the body.
+func transcript(w *httptest.ResponseRecorder) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "status: %d\n", w.Code)
+	for _, k := range []string{"Content-Type", "Location", "Cache-Control"} {
+		if v := w.Header().Get(k); v != "" {
+			fmt.Fprintf(&b, "%s: %s\n", strings.ToLower(k), v)
+		}
+	}
+	b.WriteString("\n")
+	b.Write(w.Body.Bytes())
+	return b.Bytes()
+}
+
+func TestGolden(t *testing.T) {
+	seen := map[string]bool{}
+	for _, e := range exchanges() {
+		t.Run(e.golden, func(t *testing.T) {
+			if seen[e.golden] {
+				t.Fatalf("golden name %s used twice", e.golden)
+			}
+			seen[e.golden] = true
+			now := e.now
+			if now.IsZero() {
+				now = beforeCutoff
+			}
+			s := newTestServer(t, now, io.Discard)
+			w := e.serve(s)
+			if w.Code != e.status {
+				t.Errorf("status %d, want %d; body:\n%s", w.Code, e.status, w.Body)
+			}
+			if e.read != nil {
+				e.read(t, w.Header().Get("Content-Type"), w.Body.Bytes())
+			}
+			checkGolden(t, filepath.Join("testdata", "golden", e.golden+".golden"), transcript(w))
+		})
+	}
+	if *update {
+		return
+	}
+	// Every golden file belongs to a case: stale ones are caught.
+	files, _ := filepath.Glob(filepath.Join("testdata", "golden", "*.golden"))
+	for _, f := range files {
+		if !seen[strings.TrimSuffix(filepath.Base(f), ".golden")] {
+			t.Errorf("%s has no test case", f)
+		}
+	}
+}
+
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./autodiscover -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("answer differs from %s (go test ./autodiscover -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}

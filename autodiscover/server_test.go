@@ -1,0 +1,246 @@
+package autodiscover
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+)
+
+// everyDialect asks every dialect for addr's settings.
+func everyDialect(addr string) []exchange {
+	ok := http.StatusOK
+	return []exchange{
+		{method: "POST", target: "/autodiscover/autodiscover.xml", body: poxBody(reqOutlook, addr, respOutlook), status: ok},
+		{method: "POST", target: "/autodiscover/autodiscover.xml", body: poxBody(reqOutlook, addr, respOutlook), status: ok,
+			header: http.Header{outlookHeader: {"1"}, "X-ClientCanHandle": {"Negotiate,ExHttpInfo"}}},
+		{method: "POST", target: "/autodiscover/autodiscover.xml", body: poxBody(reqMobile, addr, respMobile), status: ok},
+		{method: "GET", target: "/autodiscover/autodiscover.json?Protocol=ActiveSync&Email=" + addr},
+		{method: "GET", target: "/autodiscover/autodiscover.json?Protocol=Ews&Email=" + addr},
+		{method: "GET", target: "/autodiscover/autodiscover.json?Protocol=AutodiscoverV1&Email=" + addr},
+		{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=" + addr, status: ok},
+		{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=" + addr, status: ok, now: afterCutoff},
+	}
+}
+
+var hostToken = regexp.MustCompile(`(?i)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+`)
+
+// consumerHostIn returns the first consumer Outlook.com/Hotmail host name
+// in body: whole host names only (autodiscover-s.outlook.com is business,
+// s.outlook.com consumer).
+func consumerHostIn(body string) string {
+	for _, tok := range hostToken.FindAllString(body, -1) {
+		h := strings.ToLower(tok)
+		if slices.Contains(config.ConsumerHosts(), h) {
+			return h
+		}
+		for _, suffix := range []string{"hotmail.com", "live.com", "olc.protection.outlook.com"} {
+			if h == suffix || strings.HasSuffix(h, "."+suffix) {
+				return h
+			}
+		}
+	}
+	return ""
+}
+
+// The product's promise: no answer for a business domain, in any dialect,
+// names a consumer Outlook.com/Hotmail host.
+func TestNoConsumerHostInAnyAnswer(t *testing.T) {
+	for _, bad := range []string{"<Server>smtp-mail.outlook.com</Server>", "https://s.outlook.com/x", "<hostname>pop3.live.com</hostname>", "x.olc.protection.outlook.com"} {
+		if consumerHostIn(bad) == "" {
+			t.Fatalf("consumerHostIn misses %s: the check below would prove nothing", bad)
+		}
+	}
+	if h := consumerHostIn("https://autodiscover-s.outlook.com/autodiscover/autodiscover.xml"); h != "" {
+		t.Fatalf("consumerHostIn flags the business host autodiscover-s.outlook.com as %s", h)
+	}
+	s := newTestServer(t, beforeCutoff, io.Discard)
+	for _, d := range s.Config().Domains {
+		for _, name := range d.Names() {
+			for _, e := range everyDialect("user@" + name) {
+				if !e.now.IsZero() {
+					s.Now = func() time.Time { return e.now }
+				}
+				w := e.serve(s)
+				s.Now = func() time.Time { return beforeCutoff }
+				if e.status != 0 && w.Code != e.status {
+					t.Errorf("%s %s: status %d", e.method, e.target, w.Code)
+				}
+				if h := consumerHostIn(w.Body.String()); h != "" {
+					t.Errorf("%s %s (%s) answers consumer host %s:\n%s", e.method, e.target, d.Provider.Name, h, w.Body)
+				}
+			}
+		}
+	}
+}
+
+// Presets themselves carry no consumer host, whatever the tests' config.
+func TestPresetsHaveNoConsumerHost(t *testing.T) {
+	for _, name := range []string{config.ProviderMicrosoft365, config.ProviderGoogleWorkspace} {
+		p, _ := config.LookupPreset(name)
+		for _, s := range []*config.Server{p.IMAP, p.POP3, p.SMTP} {
+			if config.IsConsumerHost(s.Host) {
+				t.Errorf("%s preset hands out consumer host %s", name, s.Host)
+			}
+		}
+		for _, u := range []string{p.ActiveSyncURL, p.EWSURL, p.OutlookRedirectURL} {
+			if h := consumerHostIn(u); h != "" {
+				t.Errorf("%s preset URL %s is a consumer host", name, u)
+			}
+		}
+	}
+}
+
+// Credentials and addresses never reach the log: requests carry a Basic
+// password (as Thunderbird sends unasked), a bearer token and a cookie.
+func TestCredentialsNeverLogged(t *testing.T) {
+	var logs bytes.Buffer
+	s := newTestServer(t, beforeCutoff, &logs)
+	const password = "Sup3r-Secret-Passw0rd"
+	basic := base64.StdEncoding.EncodeToString([]byte("jane@contoso.com:" + password))
+	secrets := []string{password, basic, "bearer-token-value", "session-cookie-value", "jane@contoso.com", "jane%40contoso.com"}
+	for _, e := range append(everyDialect("jane@contoso.com"), exchanges()...) {
+		e.header = http.Header{
+			"Authorization": {"Basic " + basic},
+			"Cookie":        {"session=session-cookie-value"},
+			"X-Auth":        {"Bearer bearer-token-value"},
+		}
+		e.serve(s)
+		e.http = true
+		e.serve(s)
+	}
+	if logs.Len() == 0 {
+		t.Fatal("nothing was logged: the search below would prove nothing")
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		for _, sec := range secrets {
+			if strings.Contains(line, sec) {
+				t.Errorf("log line contains %q: %s", sec, line)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "domain=contoso.com") || !strings.Contains(logs.String(), "outcome=settings") {
+		t.Errorf("request lines lack domain and outcome:\n%.500s", logs.String())
+	}
+}
+
+// Addresses with XML-special characters come back escaped, and clients read
+// back exactly the address asked for.
+func TestAddressIsEscaped(t *testing.T) {
+	s := newTestServer(t, beforeCutoff, io.Discard)
+	for _, local := range []string{"o'brien&co", `a"b`, "x<y>z", "ünïcode"} {
+		escaped := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&apos;").Replace(local)
+		if _, err := config.ParseAddress(local + "@contoso.com"); err != nil {
+			continue // not an address we accept: covered by the bad-address cases
+		}
+		for _, body := range []string{poxBody(reqOutlook, escaped+"@contoso.com", respOutlook), poxBody(reqMobile, escaped+"@contoso.com", respMobile)} {
+			e := exchange{method: "POST", target: "/autodiscover/autodiscover.xml", body: body}
+			w := e.serve(s)
+			p, err := clientcheck.ReadPOX(w.Header().Get("Content-Type"), w.Body.Bytes())
+			if err != nil {
+				t.Fatalf("%q: %v\n%s", local, err, w.Body)
+			}
+			if p.Address != local+"@contoso.com" {
+				t.Errorf("clients read address %q, want %q", p.Address, local+"@contoso.com")
+			}
+		}
+	}
+}
+
+// A reload swaps the whole config at once: every answer during concurrent
+// reloads is byte-identical to one config's answer, never a mix.
+func TestLoadIsAtomic(t *testing.T) {
+	parse := func(display string) *config.Config {
+		c, err := config.Parse([]byte("domains:\n  - name: contoso.com\n    provider: microsoft365\n    display_name: "+display+"\n"), "test", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a, b := parse("Config A"), parse("Config B")
+	s, err := New(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.Now = func() time.Time { return beforeCutoff }
+	e := exchange{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=jane@contoso.com"}
+	bodyA := e.serve(s).Body.String()
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	bodyB := e.serve(s).Body.String()
+	if bodyA == bodyB {
+		t.Fatal("the two configs answer the same: the test would prove nothing")
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.Load([]*config.Config{a, b}[i%2])
+		}
+	}()
+	for range 2000 {
+		if got := e.serve(s).Body.String(); got != bodyA && got != bodyB {
+			t.Fatalf("answer mixes configs:\n%s", got)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// Methods a route does not take get 405, never a 500.
+func TestMethodNotAllowed(t *testing.T) {
+	s := newTestServer(t, beforeCutoff, io.Discard)
+	for _, m := range []string{"PUT", "DELETE", "PATCH"} {
+		for _, target := range []string{"/autodiscover/autodiscover.xml", "/autodiscover/autodiscover.json", "/mail/config-v1.1.xml"} {
+			w := exchange{method: m, target: target, host: "autodiscover.contoso.com"}.serve(s)
+			if w.Code != http.StatusMethodNotAllowed {
+				t.Errorf("%s %s: status %d, want 405", m, target, w.Code)
+			}
+		}
+	}
+}
+
+// FuzzPOX: whatever the body, the answer is HTTP 200 with a document the
+// clients can read.
+func FuzzPOX(f *testing.F) {
+	for _, e := range exchanges() {
+		if e.method == "POST" && len(e.body) < 4096 {
+			f.Add([]byte(e.body))
+		}
+	}
+	f.Add([]byte(poxBody(reqOutlook, "a@b.c\x00", respOutlook)))
+	f.Add([]byte(`<a:Autodiscover xmlns:a="` + reqOutlook + `"><a:Request><a:EMailAddress>jane@contoso.com</a:EMailAddress></a:Request></a:Autodiscover>`))
+	s := newTestServer(f, beforeCutoff, io.Discard)
+	h := s.HTTPSHandler()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest("POST", "/autodiscover/autodiscover.xml", bytes.NewReader(body))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("status %d for %q", w.Code, body)
+		}
+		if _, err := clientcheck.ReadPOX(w.Header().Get("Content-Type"), w.Body.Bytes()); err != nil {
+			t.Fatalf("answer to %q unreadable: %v\n%s", body, err, w.Body)
+		}
+	})
+}

@@ -1,0 +1,41 @@
+package clientcheck
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// V2 is an Autodiscover v2 answer as Outlook mobile reads it.
+type V2 struct {
+	Protocol string
+	URL      string
+}
+
+// ReadV2 checks an Autodiscover v2 success answer: JSON, exactly the
+// Protocol and Url members, an https Url (PROTOCOLS.md §3).
+func ReadV2(contentType string, body []byte) (*V2, error) {
+	if !strings.HasPrefix(contentType, "application/json") {
+		return nil, fmt.Errorf("Content-Type %q, want application/json", contentType)
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	var v struct {
+		Protocol string
+		URL      string `json:"Url"`
+	}
+	if err := d.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if v.Protocol == "" {
+		return nil, errors.New("no Protocol")
+	}
+	u, err := url.Parse(v.URL)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" {
+		return nil, fmt.Errorf("Url %q is not a plain https URL", v.URL)
+	}
+	return &V2{Protocol: v.Protocol, URL: v.URL}, nil
+}
