@@ -107,9 +107,18 @@ func NormalizeDomain(s string) (string, error) {
 	if len(s) > 4*maxDomain {
 		return "", errors.New("domain too long")
 	}
+	// x/net/idna maps invalid UTF-8 to U+FFFD and encodes that: refuse it first.
+	if !utf8.ValidString(s) {
+		return "", errors.New("domain is not UTF-8")
+	}
 	d, err := idnaProfile.ToASCII(s)
 	if err != nil {
 		return "", fmt.Errorf("domain %q: %w", s, err)
+	}
+	for i := 0; i < len(d); i++ {
+		if c := d[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return "", fmt.Errorf("domain %q has character %q", d, c)
+		}
 	}
 	if len(d) > maxDomain {
 		return "", fmt.Errorf("domain longer than %d bytes", maxDomain)

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var announced = regexp.MustCompile(`serving \d+ domain\(s\) on https://(\S+) and http://(\S+)`)
+
+// startServe runs "serve args..." on loopback ports chosen by the kernel
+// and returns the HTTPS and HTTP addresses it announced. The server stops
+// when the test ends, and must exit 0.
+func startServe(t *testing.T, args ...string) (httpsAddr, httpAddr string, stderr *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "-https", "127.0.0.1:0", "-http", "127.0.0.1:0"}, args...), stdout, stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d; stderr:\n%s", code, stderr)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("serve did not stop within 15s of cancel")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := announced.FindStringSubmatch(stdout.String()); m != nil {
+			return m[1], m[2], stderr
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d before serving; stderr:\n%s", code, stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("serve announced nothing in 10s; stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	return
+}
+
+const poxRequest = `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>%s</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>`
+
+func postPOX(t *testing.T, c *http.Client, url, addr string) *clientcheck.POX {
+	t.Helper()
+	resp, err := c.Post(url, "text/xml", strings.NewReader(strings.Replace(poxRequest, "%s", addr, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	p, err := clientcheck.ReadPOX(resp.Header.Get("Content-Type"), body)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	return p
+}
+
+// The README's first command: serve with no config answers for example.com
+// over a real HTTPS listener and over plain HTTP.
+func TestServeEmbeddedDefault(t *testing.T) {
+	httpsAddr, httpAddr, stderr := startServe(t)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		// The development certificate is self-signed; check what it is instead.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}}
+	resp, err := c.Get("https://" + httpsAddr + "/mail/config-v1.1.xml?emailaddress=user@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	leaf := resp.TLS.PeerCertificates[0]
+	if err := leaf.VerifyHostname("autodiscover.example.com"); err != nil {
+		t.Errorf("dev certificate: %v", err)
+	}
+	if resp.TLS.Version < tls.VersionTLS12 {
+		t.Errorf("TLS version %x", resp.TLS.Version)
+	}
+	tb, err := clientcheck.Thunderbird(resp.Header.Get("Content-Type"), body)
+	if err != nil || tb.Incoming[0].Host != "outlook.office365.com" {
+		t.Fatalf("autoconfig over https: %v %+v", err, tb)
+	}
+	if p := postPOX(t, c, "https://"+httpsAddr+"/autodiscover/autodiscover.xml", "user@example.com"); p.Action != "settings" || p.Servers[2].Host != "smtp.office365.com" {
+		t.Errorf("POX: %+v", p)
+	}
+	// Plain HTTP: autoconfig, and the POX redirect with the https port.
+	resp, err = http.Get("http://" + httpAddr + "/mail/config-v1.1.xml?emailaddress=user@example.com")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("autoconfig over http: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	req, _ := http.NewRequest("GET", "http://"+httpAddr+"/autodiscover/autodiscover.xml", nil)
+	req.Host = "autodiscover.example.com"
+	resp, err = http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	_, port, _ := strings.Cut(httpsAddr, ":")
+	if want := "https://autodiscover.example.com:" + port + "/autodiscover/autodiscover.xml"; resp.StatusCode != 302 || resp.Header.Get("Location") != want {
+		t.Errorf("redirect %d %q, want 302 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	if !strings.Contains(stderr.String(), "self-signed certificate, for development only") {
+		t.Errorf("dev certificate not announced:\n%s", stderr)
+	}
+}
+
+// A config file with certificate files serves its domain list, and a client
+// that trusts only the test CA verifies the chain for each host name.
+func TestServeConfigWithCertificateFiles(t *testing.T) {
+	dir := t.TempDir()
+	caPool := writeCertificate(t, dir, "autodiscover.contoso.com", "autoconfig.contoso.com", "autodiscover.fabrikam.com")
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte(`tls:
+  cert_file: cert.pem
+  key_file: key.pem
+domains:
+  - name: contoso.com
+    provider: microsoft365
+  - name: fabrikam.com
+    provider: custom
+    imap: {host: mail.fabrikam.com, port: 993, tls: ssl}
+    smtp: {host: mail.fabrikam.com, port: 587, tls: starttls}
+`), 0o600)
+	httpsAddr, _, stderr := startServe(t, "-config", cfg)
+	for _, tc := range []struct{ host, addr, imap string }{
+		{"autodiscover.contoso.com", "jane@contoso.com", "outlook.office365.com"},
+		{"autodiscover.fabrikam.com", "max@fabrikam.com", "mail.fabrikam.com"},
+	} {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: caPool, ServerName: tc.host},
+		}}
+		if p := postPOX(t, c, "https://"+httpsAddr+"/autodiscover/autodiscover.xml", tc.addr); p.Servers[0].Host != tc.imap {
+			t.Errorf("%s: IMAP %s, want %s", tc.addr, p.Servers[0].Host, tc.imap)
+		}
+	}
+	// example.com is not in this config: never answered.
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool, ServerName: "autodiscover.contoso.com"}}}
+	if p := postPOX(t, c, "https://"+httpsAddr+"/autodiscover/autodiscover.xml", "user@example.com"); p.ErrorCode != 500 {
+		t.Errorf("unconfigured domain: %+v", p)
+	}
+	if strings.Contains(stderr.String(), "self-signed") {
+		t.Error("a self-signed certificate was made although cert files are configured")
+	}
+}
+
+func TestServeErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("domains:\n  - name: a.com\n    provider: microsoft365\n    smtp: {host: smtp-mail.outlook.com}\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "usage"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"serve", "-nope"}, 2, "flag provided but not defined: -nope"},
+		{[]string{"serve", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"serve", "-config", filepath.Join(dir, "missing.yaml")}, 1, "read config"},
+		{[]string{"serve", "-config", bad, "-https", "127.0.0.1:0", "-http", ""}, 1, "bad.yaml:4: domains[0].smtp.host: smtp-mail.outlook.com is a consumer"},
+		{[]string{"serve", "-https", "256.0.0.1:99999"}, 1, "listen https"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), tc.args, &out, &errb); code != tc.code || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("run(%q) = %d, stderr %q; want %d containing %q", tc.args, code, errb.String(), tc.code, tc.want)
+		}
+	}
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"help"}, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "serve") {
+		t.Errorf("help: %d %q", code, out.String())
+	}
+}
+
+// writeCertificate writes cert.pem (leaf + intermediate) and key.pem for
+// names, issued by a fresh test CA through an intermediate, and returns a
+// pool holding only the CA.
+func writeCertificate(t *testing.T, dir string, names ...string) *x509.CertPool {
+	t.Helper()
+	mk := func(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if parent == nil {
+			parent, parentKey = tmpl, key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c, key
+	}
+	now := time.Now()
+	ca, caKey := mk(&x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Root"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, nil)
+	mid, midKey := mk(&x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Test Intermediate"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, ca, caKey)
+	leaf, leafKey := mk(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, mid, midKey)
+	var chain bytes.Buffer
+	pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})
+	pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: mid.Raw})
+	keyDER, _ := x509.MarshalECPrivateKey(leafKey)
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), chain.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return pool
+}

@@ -1,0 +1,76 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestParseAddress(t *testing.T) {
+	for _, tc := range []struct{ in, local, domain string }{
+		{"jane@contoso.com", "jane", "contoso.com"},
+		{"  Jane.Doe@CONTOSO.com.  ", "Jane.Doe", "contoso.com"},
+		{"o'brien+tag@contoso.com", "o'brien+tag", "contoso.com"},
+		{"anna@bücher.example", "anna", "xn--bcher-kva.example"},
+		{"ünïcode@xn--bcher-kva.example", "ünïcode", "xn--bcher-kva.example"},
+		{"a@sub.contoso.co.uk", "a", "sub.contoso.co.uk"},
+	} {
+		a, err := ParseAddress(tc.in)
+		if err != nil || a.Local != tc.local || a.Domain != tc.domain {
+			t.Errorf("ParseAddress(%q) = %+v, %v; want %s @ %s", tc.in, a, err, tc.local, tc.domain)
+		}
+	}
+	for _, in := range []string{
+		"", "jane", "@contoso.com", "jane@", "jane@localhost", "jane@@contoso.com",
+		".jane@contoso.com", "jane.@contoso.com", "ja..ne@contoso.com", "ja ne@contoso.com",
+		"jane\x00@contoso.com", "<script>@contoso.com", `"quoted"@contoso.com`, "jane@contoso..com",
+		"jane@-contoso.com", "jane@contoso.com/evil", "jane@contoso.com:443", "jane@[127.0.0.1]",
+		strings.Repeat("a", 65) + "@contoso.com", "a@" + strings.Repeat("b", 250) + ".com",
+		"jane@exa mple.com", "\xff@contoso.com", "jane@\xff.com",
+	} {
+		if a, err := ParseAddress(in); err == nil {
+			t.Errorf("ParseAddress(%q) accepted: %+v", in, a)
+		}
+	}
+}
+
+func TestIsConsumerHost(t *testing.T) {
+	for _, h := range []string{"smtp-mail.outlook.com", "IMAP-MAIL.outlook.com.", "pop3.live.com", "smtp.live.com", "m.hotmail.com", "x.olc.protection.outlook.com", "hotmail.com"} {
+		if !IsConsumerHost(h) {
+			t.Errorf("%s not flagged", h)
+		}
+	}
+	for _, h := range []string{"outlook.office365.com", "smtp.office365.com", "autodiscover-s.outlook.com", "contoso-com.mail.protection.outlook.com", "notlive.com", "imap.gmail.com"} {
+		if IsConsumerHost(h) {
+			t.Errorf("%s flagged as consumer", h)
+		}
+	}
+}
+
+// FuzzParseAddress: never panics; what it accepts is a bounded,
+// well-formed address whose domain is a lower-case A-label that parses to
+// itself.
+func FuzzParseAddress(f *testing.F) {
+	for _, s := range []string{"jane@contoso.com", "anna@bücher.example", "a@b", "@", "x@xn--", "a@B\u0130.com", "a@\u200d.com", "a@a.b.c.d.e.f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAddress(s)
+		if err != nil {
+			return
+		}
+		if len(a.String()) > maxAddress || !utf8.ValidString(a.Local) || a.Local == "" {
+			t.Fatalf("accepted %q as %+v", s, a)
+		}
+		for i := 0; i < len(a.Domain); i++ {
+			c := a.Domain[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+				t.Fatalf("domain %q of %q is not a lower-case A-label", a.Domain, s)
+			}
+		}
+		again, err := ParseAddress(a.String())
+		if err != nil || again != a {
+			t.Fatalf("%q -> %+v does not parse to itself: %+v, %v", s, a, again, err)
+		}
+	})
+}

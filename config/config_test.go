@@ -1,0 +1,180 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	d, ok := c.Lookup("EXAMPLE.com.")
+	if !ok || d.Provider.Name != ProviderMicrosoft365 {
+		t.Fatalf("default config does not serve example.com on microsoft365: %+v", c.Domains)
+	}
+	if d.IMAP.Host != "outlook.office365.com" || d.IMAP.Port != 993 || d.SMTP.Host != "smtp.office365.com" || d.SMTP.Port != 587 {
+		t.Errorf("default endpoints: imap %+v smtp %+v", d.IMAP, d.SMTP)
+	}
+	if d.OutlookExchange != OutlookRedirect || d.LoginName != LoginEmailAddress {
+		t.Errorf("default policy %q login %q", d.OutlookExchange, d.LoginName)
+	}
+	if _, ok := c.Lookup("example.net"); ok {
+		t.Error("default config answers for example.net")
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	c, err := Parse([]byte(`
+tls:
+  cert_file: certs/fullchain.pem
+  key_file: /etc/keys/key.pem
+domains:
+  - name: Contoso.COM
+    aliases: [contoso.net, "Bücher.Example"]
+    provider: microsoft365
+    smtp: {port: 25}
+  - name: tailspin.example
+    provider: custom
+    login_name: 'CORP\%EMAILLOCALPART%'
+    outlook_exchange: settings
+    imap: {host: Mail.Tailspin.Example., port: 143, tls: starttls}
+    smtp: {host: mail.tailspin.example, port: 465, tls: ssl}
+`), "test.yaml", "/etc/adp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.CertFile != "/etc/adp/certs/fullchain.pem" || c.TLS.KeyFile != "/etc/keys/key.pem" {
+		t.Errorf("tls files resolved to %+v", c.TLS)
+	}
+	for _, name := range []string{"contoso.com", "CONTOSO.NET", "bücher.example", "xn--bcher-kva.example", "BÜCHER.example."} {
+		d, ok := c.Lookup(name)
+		if !ok || d.Name != "contoso.com" {
+			t.Errorf("Lookup(%q) = %v, %v", name, d, ok)
+		}
+	}
+	d, _ := c.Lookup("contoso.com")
+	if !reflect.DeepEqual(d.Aliases, []string{"contoso.net", "xn--bcher-kva.example"}) {
+		t.Errorf("aliases %v", d.Aliases)
+	}
+	// Override merges field by field onto the preset.
+	if *d.SMTP != (Server{Host: "smtp.office365.com", Port: 25, Security: SecurityStartTLS}) {
+		t.Errorf("smtp override %+v", d.SMTP)
+	}
+	cu, _ := c.Lookup("tailspin.example")
+	if cu.IMAP.Host != "mail.tailspin.example" || cu.POP3 != nil || cu.ActiveSyncURL != "" {
+		t.Errorf("custom domain %+v imap %+v", cu, cu.IMAP)
+	}
+	if got := cu.LoginFor(Address{Local: "bob", Domain: "tailspin.example"}); got != `CORP\bob` {
+		t.Errorf("login %q", got)
+	}
+	if got := d.LoginFor(Address{Local: "Bob", Domain: "contoso.com"}); got != "Bob@contoso.com" {
+		t.Errorf("login %q", got)
+	}
+}
+
+func TestSMTPPasswordWindow(t *testing.T) {
+	d, _ := Default().Lookup("example.com")
+	before := time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)
+	after := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	if got := d.SMTPAuth(before); !reflect.DeepEqual(got, []string{AuthOAuth2, AuthPasswordCleartext}) {
+		t.Errorf("before cutoff: %v", got)
+	}
+	if got := d.SMTPAuth(after); !reflect.DeepEqual(got, []string{AuthOAuth2}) {
+		t.Errorf("after cutoff: %v", got)
+	}
+}
+
+// Each bad config names the file, the line and what to do.
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string // substrings, each expected in the error
+	}{
+		{"unknown top key", "domain:\n  - name: a.com\n", []string{"line 1", "field domain not found"}},
+		{"unknown domain key", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap_host: x\n", []string{"line 4", "imap_host"}},
+		{"empty", "", []string{"empty config"}},
+		{"no domains", "tls: {}\n", []string{"no domains configured"}},
+		{"bad port", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap:\n      port: 99999\n", []string{"test.yaml:5: domains[0].imap.port: 99999 is not a TCP port"}},
+		{"port not a number", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap: {port: abc}\n", []string{"line 4", "abc"}},
+		{"bad tls mode", "domains:\n  - name: a.com\n    provider: microsoft365\n    smtp: {tls: tls}\n", []string{":4: domains[0].smtp.tls", "use ssl (implicit TLS), starttls or none"}},
+		{"unknown provider", "domains:\n  - name: a.com\n    provider: exchange\n", []string{":3: domains[0].provider", "unknown provider \"exchange\""}},
+		{"duplicate domain", "domains:\n  - name: a.com\n    provider: microsoft365\n  - name: A.COM\n    provider: google-workspace\n",
+			[]string{":4: domains[1].name: a.com is already configured at domains[0].name (line 2)"}},
+		{"duplicate alias", "domains:\n  - name: a.com\n    provider: microsoft365\n  - name: b.com\n    aliases: [c.com, a.com]\n    provider: microsoft365\n",
+			[]string{":5: domains[1].aliases[1]: a.com is already configured"}},
+		{"consumer smtp host", "domains:\n  - name: a.com\n    provider: microsoft365\n    smtp:\n      host: smtp-mail.outlook.com\n",
+			[]string{":5: domains[0].smtp.host: smtp-mail.outlook.com is a consumer Outlook.com/Hotmail endpoint", "share the outlook.com namespace", "smtp.office365.com"}},
+		{"consumer host, other case and trailing dot", "domains:\n  - name: a.com\n    provider: google-workspace\n    imap: {host: IMAP-MAIL.Outlook.com.}\n",
+			[]string{"imap-mail.outlook.com is a consumer"}},
+		{"consumer hotmail suffix", "domains:\n  - name: a.com\n    provider: microsoft365\n    pop3: {host: pop3.live.com}\n", []string{"pop3.live.com is a consumer"}},
+		{"consumer activesync url", "domains:\n  - name: a.com\n    provider: microsoft365\n    activesync: {url: 'https://m.hotmail.com/Microsoft-Server-ActiveSync'}\n",
+			[]string{"domains[0].activesync.url: m.hotmail.com is a consumer"}},
+		{"custom without servers", "domains:\n  - name: a.com\n    provider: custom\n", []string{"no incoming server", "no outgoing server"}},
+		{"custom server without port", "domains:\n  - name: a.com\n    provider: custom\n    imap: {host: mail.a.com, tls: ssl}\n    smtp: {host: mail.a.com, port: 587, tls: starttls}\n",
+			[]string{"domains[0].imap.port: 0 is not a TCP port"}},
+		{"http url", "domains:\n  - name: a.com\n    provider: microsoft365\n    ews: {url: 'http://x.a.com/EWS/Exchange.asmx'}\n", []string{"domains[0].ews.url", "not an https URL"}},
+		{"bad login form", "domains:\n  - name: a.com\n    provider: microsoft365\n    login_name: '%USER%'\n", []string{"domains[0].login_name", "not a login-name form"}},
+		{"bad policy", "domains:\n  - name: a.com\n    provider: microsoft365\n    outlook_exchange: always\n", []string{"not a policy"}},
+		{"redirect without provider endpoint", "domains:\n  - name: a.com\n    provider: google-workspace\n    outlook_exchange: redirect\n", []string{"redirect needs a provider"}},
+		{"single-label domain", "domains:\n  - name: localhost\n    provider: microsoft365\n", []string{"single label"}},
+		{"bad domain", "domains:\n  - name: 'exa mple.com'\n    provider: microsoft365\n", []string{"domains[0].name"}},
+		{"cert without key", "tls: {cert_file: a.pem}\ndomains:\n  - name: a.com\n    provider: microsoft365\n", []string{":1: tls: cert_file and key_file go together"}},
+		{"display name with control char", "domains:\n  - name: a.com\n    provider: microsoft365\n    display_name: \"A\\u0007B\"\n", []string{"display_name", "not allowed"}},
+		{"display name with template mark", "domains:\n  - name: a.com\n    provider: microsoft365\n    display_name: \"A\\uE0000\\uE001\"\n", []string{"display_name", "U+E000"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), "test.yaml", "")
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// Every problem is reported at once, not only the first.
+func TestParseReportsAllProblems(t *testing.T) {
+	_, err := Parse([]byte("domains:\n  - name: a.com\n    provider: microsoft365\n    imap: {port: 0}\n    smtp: {port: 70000}\n"), "t.yaml", "")
+	var ce *Error
+	if !errors.As(err, &ce) || len(ce.Problems) != 1 {
+		// port 0 means "keep the preset's", so only 70000 is wrong.
+		t.Fatalf("want one problem, got %v", err)
+	}
+	_, err = Parse([]byte("domains:\n  - name: a.com\n    provider: custom\n    imap: {host: x.a.com, port: -1, tls: ssl}\n    smtp: {host: '', port: 70000, tls: bad}\n"), "t.yaml", "")
+	if !errors.As(err, &ce) || len(ce.Problems) != 4 {
+		t.Fatalf("want 4 problems, got %v", err)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(p, []byte("domains:\n  - name: a.com\n    provider: microsoft365\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "read config") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+// The example config shipped in deploy/ must load.
+func TestExampleConfig(t *testing.T) {
+	c, err := Load(filepath.Join("..", "deploy", "config.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Domains) == 0 {
+		t.Fatal("example config has no domains")
+	}
+}
