@@ -123,6 +123,9 @@ func NormalizeDomain(s string) (string, error) {
 	if len(d) > maxDomain {
 		return "", fmt.Errorf("domain longer than %d bytes", maxDomain)
 	}
+	if strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..") {
+		return "", fmt.Errorf("domain %q has an empty label", d)
+	}
 	if !strings.Contains(d, ".") {
 		return "", fmt.Errorf("domain %q has a single label", d)
 	}

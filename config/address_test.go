@@ -26,7 +26,7 @@ func TestParseAddress(t *testing.T) {
 		"jane\x00@contoso.com", "<script>@contoso.com", `"quoted"@contoso.com`, "jane@contoso..com",
 		"jane@-contoso.com", "jane@contoso.com/evil", "jane@contoso.com:443", "jane@[127.0.0.1]",
 		strings.Repeat("a", 65) + "@contoso.com", "a@" + strings.Repeat("b", 250) + ".com",
-		"jane@exa mple.com", "\xff@contoso.com", "jane@\xff.com",
+		"jane@exa mple.com", "\xff@contoso.com", "jane@\xff.com", "a@b.com..", "a@.b.com",
 	} {
 		if a, err := ParseAddress(in); err == nil {
 			t.Errorf("ParseAddress(%q) accepted: %+v", in, a)

@@ -1,0 +1,108 @@
+package clientcheck
+
+import (
+	"strings"
+	"testing"
+)
+
+const goodPOX = `<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006">
+  <Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a">
+    <User><AutoDiscoverSMTPAddress>a@b.com</AutoDiscoverSMTPAddress></User>
+    <Account>
+      <AccountType>email</AccountType>
+      <Action>settings</Action>
+      <Protocol><Type>IMAP</Type><Server>imap.b.com</Server><Port>993</Port><LoginName>a@b.com</LoginName><SPA>off</SPA><SSL>on</SSL><Encryption>SSL</Encryption></Protocol>
+      <Protocol><Type>SMTP</Type><Server>smtp.b.com</Server><Port>587</Port><LoginName>a@b.com</LoginName><SPA>off</SPA><SSL>on</SSL><Encryption>TLS</Encryption></Protocol>
+      <Protocol><Type>EXCH</Type><EwsUrl>https://b.com/EWS/Exchange.asmx</EwsUrl></Protocol>
+      <Protocol><Type>EXPR</Type><EwsUrl>https://b.com/EWS/Exchange.asmx</EwsUrl></Protocol>
+    </Account>
+  </Response>
+</Autodiscover>`
+
+const goodTB = `<?xml version="1.0" encoding="utf-8"?>
+<clientConfig version="1.1"><emailProvider id="b.com"><domain>b.com</domain>
+<incomingServer type="imap"><hostname>imap.b.com</hostname><port>993</port><socketType>SSL</socketType><username>%EMAILADDRESS%</username><authentication>OAuth2</authentication></incomingServer>
+<outgoingServer type="smtp"><hostname>smtp.b.com</hostname><port>587</port><socketType>STARTTLS</socketType><username>%EMAILADDRESS%</username><authentication>OAuth2</authentication></outgoingServer>
+</emailProvider></clientConfig>`
+
+const ct = "text/xml; charset=utf-8"
+
+func TestReadPOXGood(t *testing.T) {
+	p, err := ReadPOX(ct, []byte(goodPOX))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Servers) != 2 || p.Servers[0].Security != "ssl" || p.Servers[1].Security != "starttls" || p.EwsURL != "https://b.com/EWS/Exchange.asmx" {
+		t.Errorf("%+v", p)
+	}
+}
+
+// Each rule of the reader rejects the mistake it exists for.
+func TestReadPOXRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name, contentType, body, want string
+	}{
+		{"content type without charset (DavMail)", "text/xml", goodPOX, "DavMail"},
+		{"whitespace before <?xml", ct, "\n" + goodPOX, "does not start with <?xml"},
+		{"BOM before <?xml", ct, "\ufeff" + goodPOX, "does not start with <?xml"},
+		{"prefixed elements", ct, strings.NewReplacer("<Autodiscover xmlns=", "<a:Autodiscover xmlns:a=", "</Autodiscover>", "</a:Autodiscover>").Replace(goodPOX), "prefix"},
+		{"https namespace", ct, strings.Replace(goodPOX, `"http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"`, `"https://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"`, 1), "decode"},
+		{"SPA left out", ct, strings.Replace(goodPOX, "<SPA>off</SPA>", "", 1), "SPA"},
+		{"Encryption disagrees with port", ct, strings.Replace(goodPOX, "<Encryption>TLS</Encryption>", "<Encryption>SSL</Encryption>", 1), "Encryption"},
+		{"lower-case Type", ct, strings.Replace(goodPOX, "<Type>IMAP</Type>", "<Type>imap</Type>", 1), "case-sensitive"},
+		{"EwsUrl only in EXCH", ct, strings.Replace(goodPOX, "<Protocol><Type>EXPR</Type><EwsUrl>https://b.com/EWS/Exchange.asmx</EwsUrl></Protocol>", "", 1), "EXPR"},
+		{"EwsUrl across lines", ct, strings.Replace(goodPOX, "<EwsUrl>https://b.com/EWS/Exchange.asmx</EwsUrl></Protocol>\n      <Protocol><Type>EXPR", "<EwsUrl>\nhttps://b.com/EWS/Exchange.asmx</EwsUrl></Protocol><Protocol><Type>EXPR", 1), "one line"},
+		{"http redirect", ct, strings.Replace(goodPOX, "<Action>settings</Action>", "<Action>redirectUrl</Action><RedirectUrl>http://x.com/a.xml</RedirectUrl>", 1), "https"},
+		{"bare ampersand", ct, strings.Replace(goodPOX, "a@b.com</AutoDiscoverSMTPAddress>", "a&b@b.com</AutoDiscoverSMTPAddress>", 1), "malformed"},
+		{"unknown error code", ct, `<?xml version="1.0"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response><Error Time="01:02:03.0000000" Id="1"><ErrorCode>404</ErrorCode></Error></Response></Autodiscover>`, "ErrorCode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadPOX(tc.contentType, []byte(tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestThunderbirdRejects(t *testing.T) {
+	if _, err := Thunderbird("text/xml", []byte(goodTB)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, contentType, body, want string
+	}{
+		{"text/plain", "text/plain", goodTB, "Content-Type"},
+		{"upper-case content type", "Text/XML", goodTB, "Content-Type"},
+		{"space before <?xml", "text/xml", " " + goodTB, "<?xml"},
+		{"no domain", "text/xml", strings.Replace(goodTB, "<domain>b.com</domain>", "", 1), "no <domain>"},
+		{"socketType case", "text/xml", strings.Replace(goodTB, "<socketType>SSL</socketType>", "<socketType>ssl</socketType>", 1), "socketType"},
+		{"unknown authentication", "text/xml", strings.Replace(goodTB, "<authentication>OAuth2</authentication></incomingServer>", "<authentication>oauth</authentication></incomingServer>", 1), "authentication"},
+		{"port out of range", "text/xml", strings.Replace(goodTB, "<port>993</port>", "<port>99999</port>", 1), "port"},
+		{"no username", "text/xml", strings.Replace(goodTB, "<username>%EMAILADDRESS%</username>", "", 1), "no username"},
+		{"no smtp", "text/xml", goodTB[:strings.Index(goodTB, "<outgoingServer")] + "</emailProvider></clientConfig>", "outgoingServer"},
+		{"prefixed", "text/xml", strings.NewReplacer("<clientConfig ", `<c:clientConfig xmlns:c="x" `, "</clientConfig>", "</c:clientConfig>").Replace(goodTB), "prefix"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Thunderbird(tc.contentType, []byte(tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadV2(t *testing.T) {
+	if v, err := ReadV2("application/json; charset=utf-8", []byte(`{"Protocol":"ActiveSync","Url":"https://x.com/Microsoft-Server-ActiveSync"}`)); err != nil || v.Protocol != "ActiveSync" {
+		t.Fatalf("%+v %v", v, err)
+	}
+	for _, body := range []string{`{"Protocol":"Ews","Url":"http://x.com/"}`, `{"Protocol":"Ews"}`, `{"Protocol":"Ews","Url":"https://x.com/","Extra":1}`, `not json`} {
+		if _, err := ReadV2("application/json", []byte(body)); err == nil {
+			t.Errorf("accepted %s", body)
+		}
+	}
+	if _, err := ReadV2("text/html", []byte(`{"Protocol":"Ews","Url":"https://x.com/"}`)); err == nil {
+		t.Error("accepted text/html")
+	}
+}
