@@ -4,10 +4,12 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -48,15 +50,53 @@ const (
 // Config is a loaded, validated config.
 type Config struct {
 	TLS     TLS
+	Log     Log
 	Domains []*Domain // in file order
-	byName  map[string]*Domain
+	// TrustedProxies are the networks whose X-Forwarded-For and
+	// X-Forwarded-Proto headers are believed.
+	TrustedProxies []netip.Prefix
+	byName         map[string]*Domain
 }
 
 // TLS is the `tls:` section. Relative file names are resolved against the
 // config file's directory.
 type TLS struct {
-	CertFile string
-	KeyFile  string
+	CertFile   string
+	KeyFile    string
+	MinVersion uint16 // tls.VersionTLS12 unless the file asks for older
+	ACME       *ACME  // nil: no ACME
+}
+
+// ACME is `tls.acme`: certificates from an ACME CA through autocert.
+type ACME struct {
+	Email        string
+	CacheDir     string
+	DirectoryURL string
+}
+
+// LetsEncrypt is the default ACME directory (Let's Encrypt production).
+const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
+
+// Log is the `log:` section.
+type Log struct {
+	// Addresses: false logs e-mail addresses as a keyed hash; true as they are.
+	Addresses bool
+}
+
+// CertificateHosts are the TLS host names served: autodiscover.<d> and
+// autoconfig.<d> for every domain and alias, plus <d> itself for domains
+// with acme_apex. The ACME host policy is exactly this list.
+func (c *Config) CertificateHosts() []string {
+	var hosts []string
+	for _, d := range c.Domains {
+		for _, n := range d.Names() {
+			hosts = append(hosts, "autodiscover."+n, "autoconfig."+n)
+			if d.ACMEApex {
+				hosts = append(hosts, n)
+			}
+		}
+	}
+	return hosts
 }
 
 // Domain is one served mail domain with its preset applied.
@@ -74,6 +114,9 @@ type Domain struct {
 	// LoginName is %EMAILADDRESS%, %EMAILLOCALPART% or NETBIOS\%EMAILLOCALPART%.
 	LoginName       string
 	OutlookExchange string
+	// ACMEApex adds <domain> itself to the certificate hosts, for clients
+	// that try https://<domain>/autodiscover/autodiscover.xml first.
+	ACMEApex bool
 }
 
 // Names returns the domain name followed by its aliases.
@@ -179,13 +222,27 @@ func yamlError(err error) error {
 
 // The file's shape. Key names are a contract with users' configs.
 type file struct {
-	TLS     fileTLS      `yaml:"tls"`
-	Domains []fileDomain `yaml:"domains"`
+	TLS            fileTLS      `yaml:"tls"`
+	Log            fileLog      `yaml:"log"`
+	TrustedProxies []string     `yaml:"trusted_proxies"`
+	Domains        []fileDomain `yaml:"domains"`
 }
 
 type fileTLS struct {
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	CertFile   string    `yaml:"cert_file"`
+	KeyFile    string    `yaml:"key_file"`
+	MinVersion string    `yaml:"min_version"`
+	ACME       *fileACME `yaml:"acme"`
+}
+
+type fileACME struct {
+	Email        string `yaml:"email"`
+	CacheDir     string `yaml:"cache_dir"`
+	DirectoryURL string `yaml:"directory_url"`
+}
+
+type fileLog struct {
+	Addresses string `yaml:"addresses"`
 }
 
 type fileDomain struct {
@@ -200,6 +257,7 @@ type fileDomain struct {
 	EWS             *fileURL    `yaml:"ews"`
 	LoginName       string      `yaml:"login_name"`
 	OutlookExchange string      `yaml:"outlook_exchange"`
+	ACMEApex        bool        `yaml:"acme_apex"`
 }
 
 type fileServer struct {
@@ -289,6 +347,21 @@ func (v *validator) addf(path, format string, args ...any) {
 func (v *validator) config(f *file, dir string) *Config {
 	c := &Config{byName: map[string]*Domain{}}
 	c.TLS = v.tls(f.TLS, dir)
+	switch f.Log.Addresses {
+	case "", "hash":
+	case "plain":
+		c.Log.Addresses = true
+	default:
+		v.addf("log.addresses", "%q: use hash (default: a keyed hash of each address) or plain", f.Log.Addresses)
+	}
+	for i, p := range f.TrustedProxies {
+		pfx, err := parsePrefix(p)
+		if err != nil {
+			v.addf(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR network", p)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pfx)
+	}
 	if len(f.Domains) == 0 {
 		v.addf("domains", "no domains configured: add at least one entry with name and provider")
 	}
@@ -326,7 +399,51 @@ func (v *validator) tls(t fileTLS, dir string) TLS {
 		}
 		return filepath.Join(dir, p)
 	}
-	return TLS{CertFile: abs(t.CertFile), KeyFile: abs(t.KeyFile)}
+	out := TLS{CertFile: abs(t.CertFile), KeyFile: abs(t.KeyFile), MinVersion: tls.VersionTLS12}
+	switch t.MinVersion {
+	case "", "1.2":
+	case "1.0":
+		out.MinVersion = tls.VersionTLS10
+	case "1.1":
+		out.MinVersion = tls.VersionTLS11
+	case "1.3":
+		out.MinVersion = tls.VersionTLS13
+	default:
+		v.addf("tls.min_version", "%q: use 1.2 (default), 1.3, or 1.0/1.1 for very old mail clients", t.MinVersion)
+	}
+	if a := t.ACME; a != nil {
+		if t.CertFile != "" {
+			v.addf("tls.acme", "acme and cert_file/key_file exclude each other: choose one source of certificates")
+		}
+		out.ACME = &ACME{Email: a.Email, CacheDir: abs(a.CacheDir), DirectoryURL: a.DirectoryURL}
+		if a.CacheDir == "" {
+			v.addf("tls.acme", "cache_dir is required: certificates and the account key are kept there across restarts")
+		}
+		if out.ACME.DirectoryURL == "" {
+			out.ACME.DirectoryURL = LetsEncrypt
+		} else if u, err := url.Parse(a.DirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			v.addf("tls.acme.directory_url", "%q is not an https URL", a.DirectoryURL)
+		}
+		if a.Email != "" {
+			if _, err := ParseAddress(a.Email); err != nil {
+				v.addf("tls.acme.email", "%v", err)
+			}
+		}
+	}
+	return out
+}
+
+// parsePrefix reads an address or a CIDR network.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 var netbiosLogin = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,14}\\%EMAILLOCALPART%$`)
@@ -349,6 +466,7 @@ func (v *validator) domain(fd *fileDomain, path string) *Domain {
 		Provider:        preset,
 		LoginName:       fd.LoginName,
 		OutlookExchange: fd.OutlookExchange,
+		ACMEApex:        fd.ACMEApex,
 		ActiveSyncURL:   preset.ActiveSyncURL,
 		EWSURL:          preset.EWSURL,
 	}

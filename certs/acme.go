@@ -1,0 +1,130 @@
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/acme"
+	"golang.org/x/crypto/acme/autocert"
+)
+
+// ACME obtains and renews certificates from an ACME CA with autocert:
+// tls-alpn-01 on the HTTPS listener and http-01 through the port-80
+// handler. ECDSA certificates by default; autocert gives RSA ones to
+// clients whose ClientHello offers no ECDSA (old mail clients).
+type ACME struct {
+	m     *autocert.Manager
+	hosts atomic.Pointer[map[string]bool]
+}
+
+// ACMEOptions configure NewACME.
+type ACMEOptions struct {
+	DirectoryURL string
+	Email        string
+	CacheDir     string
+	// HTTPClient talks to the CA; nil means http.DefaultClient. Tests set
+	// one that trusts their CA's HTTPS certificate.
+	HTTPClient *http.Client
+}
+
+// NewACME serves certificates for exactly hosts (SetHosts changes them).
+func NewACME(o ACMEOptions, hosts []string) *ACME {
+	a := &ACME{}
+	a.SetHosts(hosts)
+	a.m = &autocert.Manager{
+		Prompt:     autocert.AcceptTOS,
+		Cache:      autocert.DirCache(o.CacheDir),
+		Email:      o.Email,
+		HostPolicy: a.policy,
+		Client:     &acme.Client{DirectoryURL: o.DirectoryURL, HTTPClient: o.HTTPClient, UserAgent: "autodiscover-proxy"},
+	}
+	return a
+}
+
+// SetHosts replaces the host list, at config reload.
+func (a *ACME) SetHosts(hosts []string) {
+	m := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		m[strings.ToLower(h)] = true
+	}
+	a.hosts.Store(&m)
+}
+
+// policy allows exactly the configured hosts: a handshake for any other
+// SNI fails here, before the CA is contacted.
+// autocert's http-01 handler passes the Host header, which may carry a
+// port ("autoconfig.example.com:80" is legal), so a port is dropped first.
+func (a *ACME) policy(_ context.Context, host string) error {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if (*a.hosts.Load())[strings.ToLower(strings.TrimSuffix(host, "."))] {
+		return nil
+	}
+	return fmt.Errorf("acme: host %q is not configured", host)
+}
+
+func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return a.m.GetCertificate(hello)
+}
+
+// HTTPHandler answers http-01 challenges and passes everything else on.
+func (a *ACME) HTTPHandler(fallback http.Handler) http.Handler { return a.m.HTTPHandler(fallback) }
+
+// NextProtos is what the TLS config must offer for tls-alpn-01.
+func (a *ACME) NextProtos() []string { return []string{acme.ALPNProto} }
+
+func (a *ACME) Trusted() bool { return true }
+
+// Cached reads host's ECDSA certificate from the cache without contacting
+// the CA.
+func (a *ACME) Cached(ctx context.Context, host string) (*tls.Certificate, error) {
+	if err := a.policy(ctx, host); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoCertificate, err)
+	}
+	data, err := a.m.Cache.Get(ctx, host)
+	if errors.Is(err, autocert.ErrCacheMiss) {
+		return nil, fmt.Errorf("%w for %s yet", ErrNoCertificate, host)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("acme cache: %w", err)
+	}
+	c, err := tls.X509KeyPair(data, data) // autocert stores key and chain in one PEM file
+	if err != nil {
+		return nil, fmt.Errorf("acme cache entry for %s: %w", host, err)
+	}
+	return covering(&c, host, time.Now())
+}
+
+// Obtain makes sure every host has a certificate, so problems (DNS, port
+// 80, rate limits) show in the log at start instead of at a client's first
+// handshake. It returns the first error per host.
+func (a *ACME) Obtain(ctx context.Context, hosts []string) map[string]error {
+	errs := map[string]error{}
+	for _, h := range hosts {
+		if ctx.Err() != nil {
+			errs[h] = ctx.Err()
+			continue
+		}
+		if _, err := a.Cached(ctx, h); err == nil {
+			continue
+		}
+		// A ClientHello that offers ECDSA, as modern clients' do. autocert
+		// bounds issuance with its own 5-minute deadline.
+		hello := &tls.ClientHelloInfo{
+			ServerName:   h,
+			CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+		}
+		if _, err := a.m.GetCertificate(hello); err != nil {
+			errs[h] = err
+		}
+	}
+	return errs
+}

@@ -1,0 +1,210 @@
+package certs
+
+import (
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/va"
+	"github.com/letsencrypt/pebble/v2/wfe"
+	"github.com/miekg/dns"
+)
+
+// loopbackDNS answers every A query with 127.0.0.1 (and nothing else), so
+// pebble's validation authority reaches our listeners for any name.
+func loopbackDNS(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		for _, qq := range q.Question {
+			if qq.Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: qq.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(127, 0, 0, 1)})
+			}
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+// pebble is a Let's Encrypt test CA running in the test process.
+type pebble struct {
+	dirURL string
+	client *http.Client // trusts pebble's HTTPS certificate
+	roots  *x509.CertPool
+	orders atomic.Int32 // new-order requests seen
+}
+
+// startPebble validates http-01 on httpPort and tls-alpn-01 on tlsPort of
+// 127.0.0.1 (through the loopback resolver).
+func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
+	t.Helper()
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	logger := log.New(io.Discard, "", 0)
+	if testing.Verbose() {
+		logger = log.New(testWriter{t}, "pebble ", 0)
+	}
+	store := db.NewMemoryStore()
+	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
+	validator := va.New(logger, httpPort, tlsPort, false, loopbackDNS(t), store)
+	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	p := &pebble{roots: x509.NewCertPool()}
+	h := front.Handler()
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "order-plz") {
+			p.orders.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	p.dirURL = ts.URL + wfe.DirectoryPath
+	p.client = ts.Client()
+	p.roots.AddCert(authority.GetRootCert(0).Cert)
+	return p
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// serveACME runs an HTTPS listener and a port-80-style HTTP listener on
+// loopback, both answering through the ACME provider, and returns their ports.
+func serveACME(t *testing.T, a *ACME) (httpsPort, httpPort int) {
+	t.Helper()
+	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") })
+	httpsSrv := &http.Server{Handler: ok, TLSConfig: &tls.Config{
+		GetCertificate: a.GetCertificate,
+		NextProtos:     append([]string{"h2", "http/1.1"}, a.NextProtos()...),
+	}}
+	httpSrv := &http.Server{Handler: a.HTTPHandler(ok)}
+	go httpsSrv.ServeTLS(tlsLn, "", "")
+	go httpSrv.Serve(httpLn)
+	t.Cleanup(func() { httpsSrv.Close(); httpSrv.Close() })
+	return tlsLn.Addr().(*net.TCPAddr).Port, httpLn.Addr().(*net.TCPAddr).Port
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// handshake connects to our HTTPS listener as a client that trusts only
+// pebble's root and returns the verified leaf.
+func handshake(t *testing.T, port int, host string, roots *x509.CertPool, cfg *tls.Config) (*x509.Certificate, error) {
+	t.Helper()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	cfg.ServerName, cfg.RootCAs = host, roots
+	d := &net.Dialer{Timeout: 90 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", "127.0.0.1:"+strconv.Itoa(port), cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0], nil
+}
+
+// The real autocert code path against a real ACME server: tls-alpn-01 on
+// the HTTPS listener, a chain that verifies against pebble's root only,
+// ECDSA by default and RSA to a client without ECDSA, and a host policy
+// that refuses other names before contacting the CA.
+func TestACMEWithPebbleTLSALPN(t *testing.T) {
+	hosts := []string{"autodiscover.example.com", "autoconfig.example.com"}
+	// The listeners must exist before pebble knows their ports; the
+	// provider's CA settings are filled in once pebble runs.
+	opts := ACMEOptions{CacheDir: t.TempDir()}
+	a := NewACME(opts, hosts)
+	httpsPort, httpPort := serveACME(t, a)
+	p := startPebble(t, httpPort, httpsPort)
+	a.m.Client.DirectoryURL, a.m.Client.HTTPClient = p.dirURL, p.client
+
+	leaf, err := handshake(t, httpsPort, "autodiscover.example.com", p.roots, nil)
+	if err != nil {
+		t.Fatalf("handshake verifying against pebble's root: %v", err)
+	}
+	if _, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok {
+		t.Errorf("default certificate key %T, want ECDSA", leaf.PublicKey)
+	}
+	if err := leaf.VerifyHostname("autodiscover.example.com"); err != nil {
+		t.Error(err)
+	}
+	// An old client: TLS 1.2 with RSA key exchange suites only.
+	old := &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}}
+	rsaLeaf, err := handshake(t, httpsPort, "autodiscover.example.com", p.roots, old)
+	if err != nil {
+		t.Fatalf("RSA-only client: %v", err)
+	}
+	if _, ok := rsaLeaf.PublicKey.(*rsa.PublicKey); !ok {
+		t.Errorf("RSA-only client got a %T key", rsaLeaf.PublicKey)
+	}
+	// Cached sees the ECDSA certificate without contacting the CA.
+	before := p.orders.Load()
+	c, err := a.Cached(t.Context(), "autodiscover.example.com")
+	if err != nil || c.Leaf == nil && len(c.Certificate) == 0 {
+		t.Fatalf("Cached: %v", err)
+	}
+	if _, err := a.Cached(t.Context(), "autoconfig.example.com"); err == nil {
+		t.Error("Cached has a certificate for a host never asked for")
+	}
+	// Host policy: another name fails and the CA hears nothing of it.
+	if _, err := handshake(t, httpsPort, "evil.example.com", p.roots, nil); err == nil {
+		t.Error("handshake for an unconfigured host succeeded")
+	}
+	if n := p.orders.Load(); n != before {
+		t.Errorf("the CA got %d new orders for an unconfigured host", n-before)
+	}
+	// Obtain fills in the remaining host.
+	if errs := a.Obtain(t.Context(), hosts); len(errs) != 0 {
+		t.Fatalf("Obtain: %v", errs)
+	}
+	if _, err := a.Cached(t.Context(), "autoconfig.example.com"); err != nil {
+		t.Errorf("after Obtain: %v", err)
+	}
+}
+
+// http-01 through the port-80 handler: pebble's tls-alpn-01 attempts go to
+// a closed port, so only http-01 can succeed.
+func TestACMEWithPebbleHTTP01(t *testing.T) {
+	a := NewACME(ACMEOptions{CacheDir: t.TempDir()}, []string{"autoconfig.example.org"})
+	httpsPort, httpPort := serveACME(t, a)
+	p := startPebble(t, httpPort, freePort(t))
+	a.m.Client.DirectoryURL, a.m.Client.HTTPClient = p.dirURL, p.client
+	if _, err := handshake(t, httpsPort, "autoconfig.example.org", p.roots, nil); err != nil {
+		t.Fatalf("certificate through http-01: %v", err)
+	}
+}
