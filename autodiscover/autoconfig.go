@@ -32,6 +32,7 @@ func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "emailaddress is not a valid e-mail address", http.StatusBadRequest)
 			return
 		}
+		rec.address = addr.String()
 		a = st.lookup(addr.Domain)
 	} else {
 		a = st.hostDomain(r.Host)

@@ -2,18 +2,25 @@ package autodiscover
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 )
 
 // record is what a handler says about the request it answered; observe
-// logs it. Only these fields are logged: never the path or query (they can
-// hold an address), never a header (Authorization, cookies).
+// logs and counts it. Only these fields are logged: never the path or
+// query (they can hold an address), never a header (Authorization, cookies).
 type record struct {
 	dialect string
 	domain  string
 	outcome string
+	address string // the address asked about, logged hashed by default
 	status  int
 }
 
@@ -47,18 +54,89 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// observe logs one line per request.
+// observe logs one line per request and counts it.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &record{}
 		next.ServeHTTP(&statusWriter{w, rec}, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
-		s.Log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		d := time.Since(start)
+		s.Metrics.observe(rec, d)
+		cfg := s.site.Load().cfg
+		attrs := []slog.Attr{
 			slog.String("dialect", rec.dialect),
 			slog.String("domain", rec.domain),
 			slog.String("outcome", rec.outcome),
 			slog.Int("status", rec.status),
-			slog.Duration("duration", time.Since(start)),
-		)
+			slog.Duration("duration", d),
+			slog.String("client", clientIP(r, cfg.TrustedProxies).String()),
+		}
+		if rec.address != "" {
+			a := rec.address
+			if !cfg.Log.Addresses {
+				a = s.hashAddress(a)
+			}
+			attrs = append(attrs, slog.String("address", a))
+		}
+		s.Log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
+}
+
+// hashAddress is a keyed hash of an address: the same address gives the
+// same value while the process runs (to follow one user's retries), and
+// the log does not reveal who asked.
+func (s *Server) hashAddress(addr string) string {
+	m := hmac.New(sha256.New, s.addressKey)
+	m.Write([]byte(strings.ToLower(addr)))
+	return "h:" + hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// clientIP is the peer address, or, when the peer is a trusted proxy, the
+// right-most X-Forwarded-For address that is not itself a trusted proxy.
+func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	peer := parseAddr(r.RemoteAddr)
+	if !isTrusted(peer, trusted) {
+		return peer
+	}
+	xff := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(xff) - 1; i >= 0; i-- {
+		a := parseAddr(strings.TrimSpace(xff[i]))
+		if !a.IsValid() {
+			break // garbage: stop believing the header here
+		}
+		peer = a
+		if !isTrusted(a, trusted) {
+			break
+		}
+	}
+	return peer
+}
+
+// fromTrustedProxy reports whether the peer is a trusted proxy.
+func fromTrustedProxy(r *http.Request, trusted []netip.Prefix) bool {
+	return isTrusted(parseAddr(r.RemoteAddr), trusted)
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseAddr reads "ip", "ip:port" or "[ip]:port".
+func parseAddr(s string) netip.Addr {
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		s = h
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
 }

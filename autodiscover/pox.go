@@ -89,6 +89,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 		s.poxError(w, xmlschema.ErrorInvalidRequest)
 		return
 	}
+	rec.address = addr.String()
 	a := s.site.Load().lookup(addr.Domain)
 	if a == nil {
 		rec.outcome = "unknown_domain"
@@ -96,7 +97,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.domain = a.domain.Name
-	email := addr.String()
+	email := rec.address
 
 	switch {
 	case rec.dialect == "mobilesync" && a.mobilesync == nil:

@@ -32,7 +32,21 @@ func (s *Server) HTTPSHandler() http.Handler {
 // HTTPHandler is every URL answered over plain HTTP: autoconfig (Horde and
 // Thunderbird fetch http:// too), Outlook's HTTP-redirect step for POX
 // (MS-OXDISCO 3.1.5.3), and a redirect to HTTPS for everything else.
+//
+// Behind a TLS-terminating proxy (a Kubernetes ingress), requests from a
+// trusted proxy that carry X-Forwarded-Proto: https get the HTTPS routes.
 func (s *Server) HTTPHandler() http.Handler {
+	plain, viaTLS := s.httpRoutes(), s.HTTPSHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Forwarded-Proto") == "https" && fromTrustedProxy(r, s.site.Load().cfg.TrustedProxies) {
+			viaTLS.ServeHTTP(w, r)
+			return
+		}
+		plain.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) httpRoutes() http.Handler {
 	r := mux.NewRouter()
 	// Outlook, exchangelib: unauthenticated GET, answered 302 to https.
 	route(r, exactFold("/autodiscover/autodiscover.xml"), s.poxRedirect, http.MethodGet, http.MethodHead)

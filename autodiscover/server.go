@@ -3,6 +3,7 @@
 package autodiscover
 
 import (
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net"
@@ -27,6 +28,10 @@ type Server struct {
 	// HTTPSPort is the public port of the HTTPS listener, used in redirects
 	// from plain HTTP; 443 is left out of URLs.
 	HTTPSPort int
+	// Metrics counts requests; nil counts nothing.
+	Metrics *Metrics
+
+	addressKey []byte // for hashAddress
 }
 
 // site is one loaded config with its prebuilt answers.
@@ -37,7 +42,8 @@ type site struct {
 
 // New builds a server for cfg.
 func New(cfg *config.Config) (*Server, error) {
-	s := &Server{Now: time.Now, Log: slog.Default(), HTTPSPort: 443}
+	s := &Server{Now: time.Now, Log: slog.Default(), HTTPSPort: 443, addressKey: make([]byte, 32)}
+	rand.Read(s.addressKey)
 	if err := s.Load(cfg); err != nil {
 		return nil, err
 	}

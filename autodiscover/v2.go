@@ -73,6 +73,7 @@ func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, v2Error{"InvalidEmailAddress", "The given e-mail address is not valid."})
 		return
 	}
+	rec.address = addr.String()
 	a := s.site.Load().lookup(addr.Domain)
 	if a == nil {
 		rec.outcome = "unknown_domain"

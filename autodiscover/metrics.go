@@ -1,0 +1,38 @@
+package autodiscover
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the per-request Prometheus metrics, registered by the caller.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// NewMetrics registers the request metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "autodiscover_requests_total",
+			Help: "Requests answered, by client dialect, outcome and configured domain (empty when none matched).",
+		}, []string{"dialect", "outcome", "domain"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "autodiscover_request_duration_seconds",
+			Help:    "Time to answer a request, by client dialect.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1, 5},
+		}, []string{"dialect"}),
+	}
+	reg.MustRegister(m.requests, m.latency)
+	return m
+}
+
+func (m *Metrics) observe(rec *record, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(rec.dialect, rec.outcome, rec.domain).Inc()
+	m.latency.WithLabelValues(rec.dialect).Observe(d.Seconds())
+}

@@ -1,0 +1,127 @@
+package autodiscover
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestClientIP(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	for _, tc := range []struct {
+		remote, xff, want string
+	}{
+		{"203.0.113.7:5555", "", "203.0.113.7"},
+		{"203.0.113.7:5555", "198.51.100.1", "203.0.113.7"}, // untrusted peer: header ignored
+		{"10.1.2.3:5555", "198.51.100.1", "198.51.100.1"},
+		{"10.1.2.3:5555", "1.1.1.1, 198.51.100.1, 10.9.9.9", "198.51.100.1"}, // spoofed left part ignored
+		{"[::1]:5555", "198.51.100.1", "198.51.100.1"},
+		{"10.1.2.3:5555", "not-an-ip, 10.9.9.9", "10.9.9.9"},
+		{"10.1.2.3:5555", "", "10.1.2.3"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.remote
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := clientIP(r, trusted).String(); got != tc.want {
+			t.Errorf("remote %s xff %q: client %s, want %s", tc.remote, tc.xff, got, tc.want)
+		}
+	}
+}
+
+func serverFor(t *testing.T, yaml string, log *bytes.Buffer) *Server {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml), "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Log = slog.New(slog.NewTextHandler(log, nil))
+	s.Now = func() time.Time { return beforeCutoff }
+	return s
+}
+
+// Behind an ingress: the HTTP listener answers the HTTPS routes only for a
+// trusted proxy that says the client used https.
+func TestForwardedProto(t *testing.T) {
+	var logs bytes.Buffer
+	s := serverFor(t, "trusted_proxies: [10.0.0.0/8]\ndomains:\n  - name: contoso.com\n    provider: microsoft365\n", &logs)
+	h := s.HTTPHandler()
+	post := func(remote, proto string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "/autodiscover/autodiscover.xml", strings.NewReader(poxBody(reqOutlook, "jane@contoso.com", respOutlook)))
+		r.Host = "autodiscover.contoso.com"
+		r.RemoteAddr = remote
+		r.Header.Set("X-Forwarded-Proto", proto)
+		r.Header.Set("X-Forwarded-For", "198.51.100.9")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	if w := post("10.0.0.5:1234", "https"); w.Code != 200 || !strings.Contains(w.Body.String(), "<Action>settings</Action>") {
+		t.Errorf("trusted proxy, https: %d %s", w.Code, w.Body)
+	}
+	if !strings.Contains(logs.String(), "client=198.51.100.9") {
+		t.Errorf("client IP from X-Forwarded-For not logged:\n%s", logs.String())
+	}
+	if w := post("203.0.113.5:1234", "https"); w.Code != http.StatusPermanentRedirect {
+		t.Errorf("untrusted peer claiming https: %d, want 308 to https", w.Code)
+	}
+	if w := post("10.0.0.5:1234", "http"); w.Code != http.StatusPermanentRedirect {
+		t.Errorf("trusted proxy, http: %d, want 308", w.Code)
+	}
+}
+
+func TestAddressLogging(t *testing.T) {
+	var hashed, plain bytes.Buffer
+	hs := serverFor(t, "domains:\n  - name: contoso.com\n    provider: microsoft365\n", &hashed)
+	ps := serverFor(t, "log: {addresses: plain}\ndomains:\n  - name: contoso.com\n    provider: microsoft365\n", &plain)
+	for _, s := range []*Server{hs, ps} {
+		for range 2 {
+			exchange{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=Jane@contoso.com"}.serve(s)
+		}
+	}
+	if strings.Contains(hashed.String(), "Jane@contoso.com") || !strings.Contains(hashed.String(), "address=h:") {
+		t.Errorf("default log:\n%s", hashed.String())
+	}
+	lines := strings.Split(strings.TrimSpace(hashed.String()), "\n")
+	h1 := lines[0][strings.Index(lines[0], "address="):]
+	h2 := lines[1][strings.Index(lines[1], "address="):]
+	if h1 != h2 {
+		t.Errorf("the same address hashes differently: %s / %s", h1, h2)
+	}
+	if !strings.Contains(plain.String(), "address=Jane@contoso.com") {
+		t.Errorf("log.addresses plain:\n%s", plain.String())
+	}
+}
+
+func TestMetricsCount(t *testing.T) {
+	var logs bytes.Buffer
+	s := serverFor(t, "domains:\n  - name: contoso.com\n    provider: microsoft365\n", &logs)
+	reg := prometheus.NewRegistry()
+	s.Metrics = NewMetrics(reg)
+	exchange{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=jane@contoso.com"}.serve(s)
+	exchange{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=jane@contoso.com"}.serve(s)
+	exchange{method: "POST", target: "/autodiscover/autodiscover.xml", body: "junk"}.serve(s)
+	if n := testutil.ToFloat64(s.Metrics.requests.WithLabelValues("autoconfig", "settings", "contoso.com")); n != 2 {
+		t.Errorf("autoconfig settings count %v, want 2", n)
+	}
+	if n := testutil.ToFloat64(s.Metrics.requests.WithLabelValues("pox", "bad_request", "")); n != 1 {
+		t.Errorf("pox bad_request count %v, want 1", n)
+	}
+	if c := testutil.CollectAndCount(s.Metrics.latency); c != 2 {
+		t.Errorf("latency series %d, want 2 (autoconfig, pox)", c)
+	}
+}
