@@ -1,5 +1,5 @@
 // Command autodiscover-proxy answers mail-client autoconfiguration for the
-// configured domains. Subcommands: serve.
+// configured domains. Subcommands: serve, check-config.
 package main
 
 import (
@@ -14,7 +14,10 @@ import (
 const usage = `usage: autodiscover-proxy <command> [flags]
 
 commands:
-  serve    answer autodiscover and autoconfig requests (serve -h for flags)
+  serve          answer autodiscover and autoconfig requests
+  check-config   validate a config file and print what it serves
+
+Each command takes -h for its flags and an example.
 
 Run "autodiscover-proxy serve" with no flags to serve the embedded example.com default.
 `
@@ -36,6 +39,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stdout, stderr)
+	case "check-config":
+		err = checkConfig(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -43,7 +48,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "autodiscover-proxy: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
-	if err == errUsage {
+	switch err {
+	case errHelp:
+		return 0
+	case errUsage:
 		return 2
 	}
 	if err != nil {

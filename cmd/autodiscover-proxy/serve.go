@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,10 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
-	"github.com/autodiscover-proxy/autodiscover-proxy/autodiscover"
-	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 )
 
@@ -23,92 +23,161 @@ var errUsage = errors.New("usage")
 // shutdownGrace bounds how long in-flight requests may take at stop.
 const shutdownGrace = 10 * time.Second
 
+// certWatchInterval is how often certificate files are checked for change.
+const certWatchInterval = 30 * time.Second
+
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "config `file` (default: the embedded example.com on microsoft365)")
-	httpsAddr := fs.String("https", "127.0.0.1:8443", "HTTPS listen `address`")
-	httpAddr := fs.String("http", "127.0.0.1:8080", "plain-HTTP listen `address` (autoconfig and redirects); empty to disable")
+	httpsAddr := fs.String("https", "127.0.0.1:8443", "HTTPS listen `address`; empty when a TLS-terminating proxy sends to -http")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "plain-HTTP listen `address` (ACME http-01, autoconfig, redirects); empty to disable")
+	adminAddr := fs.String("admin", "127.0.0.1:9100", "admin listen `address` for /healthz, /readyz and /metrics; empty to disable")
+	logFormat := fs.String("log-format", "text", "log `format`: text or json")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: autodiscover-proxy serve [-config FILE] [-https ADDR] [-http ADDR]\n\n"+
-			"example: autodiscover-proxy serve -config /etc/autodiscover-proxy/config.yaml -https :443 -http :80\n\n")
+		fmt.Fprintf(stderr, "usage: autodiscover-proxy serve [-config FILE] [-https ADDR] [-http ADDR] [-admin ADDR] [-log-format text|json]\n\n"+
+			"example: autodiscover-proxy serve -config /etc/autodiscover-proxy/config.yaml -https :443 -http :80\n\n"+
+			"SIGHUP reloads the config and certificate files; SIGTERM stops after in-flight requests.\n\n")
 		fs.PrintDefaults()
 	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(*logFormat, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return errUsage
+	}
+	cfg, err := loadConfig(*configFile)
+	if err != nil {
+		return err
+	}
+	if *configFile == "" {
+		log.Info("no -config given: serving the embedded default (example.com, microsoft365)")
+	}
+	svc, err := newService(*configFile, cfg, *httpsAddr != "", log)
+	if err != nil {
+		return err
+	}
+
+	// Listen first, so the ports are known (and printed) before serving.
+	var servers []*http.Server
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	listen := func(name, addr string, h http.Handler) (*http.Server, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", name, err)
+		}
+		listeners = append(listeners, ln)
+		s := newHTTPServer(h, log)
+		servers = append(servers, s)
+		return s, nil
+	}
+	var httpsLn, httpLn net.Listener
+	if *httpsAddr != "" {
+		s, err := listen("https", *httpsAddr, svc.srv.HTTPSHandler())
+		if err != nil {
+			return err
+		}
+		s.TLSConfig = svc.tlsConfig(cfg)
+		httpsLn = listeners[len(listeners)-1]
+		svc.srv.HTTPSPort = httpsLn.Addr().(*net.TCPAddr).Port
+	}
+	if *httpAddr != "" {
+		if _, err := listen("http", *httpAddr, svc.httpHandler()); err != nil {
+			return err
+		}
+		httpLn = listeners[len(listeners)-1]
+	}
+	if *adminAddr != "" {
+		if _, err := listen("admin", *adminAddr, svc.adminHandler()); err != nil {
+			return err
+		}
+	}
+	if httpsLn == nil && httpLn == nil {
+		return errors.New("nothing to serve: both -https and -http are empty")
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	announce(stdout, cfg, listeners, httpsLn, httpLn)
+	errc := make(chan error, len(servers))
+	for i, s := range servers {
+		ln := listeners[i]
+		go func() {
+			if s.TLSConfig != nil {
+				errc <- s.ServeTLS(ln, "", "")
+			} else {
+				errc <- s.Serve(ln)
+			}
+		}()
+	}
+	runCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	if svc.files != nil {
+		go svc.files.Watch(runCtx, certWatchInterval, log)
+	}
+	svc.obtain(runCtx)
+
+wait:
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			svc.reload(runCtx) // logs and counts its own outcome
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	log.Info("stopping: no new connections; finishing requests in flight", "grace", shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	var errs []error
+	for _, s := range servers {
+		errs = append(errs, s.Shutdown(sctx))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// parseFlags parses and refuses stray arguments.
+func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil
+			return errHelp
 		}
 		return errUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		fs.Usage()
 		return errUsage
 	}
-
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	cfg := config.Default()
-	if *configFile != "" {
-		var err error
-		if cfg, err = config.Load(*configFile); err != nil {
-			return err
-		}
-	} else {
-		log.Info("no -config given: serving the embedded default (example.com, microsoft365)")
-	}
-
-	srv, err := autodiscover.New(cfg)
-	if err != nil {
-		return err
-	}
-	srv.Log = log
-
-	cert, err := loadCertificate(cfg, log)
-	if err != nil {
-		return err
-	}
-	httpsLn, err := net.Listen("tcp", *httpsAddr)
-	if err != nil {
-		return fmt.Errorf("listen https: %w", err)
-	}
-	defer httpsLn.Close()
-	srv.HTTPSPort = httpsLn.Addr().(*net.TCPAddr).Port
-
-	servers := []*http.Server{newHTTPServer(srv.HTTPSHandler(), log)}
-	servers[0].TLSConfig = &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{*cert},
-	}
-	listeners := []net.Listener{tls.NewListener(httpsLn, servers[0].TLSConfig)}
-	if *httpAddr != "" {
-		httpLn, err := net.Listen("tcp", *httpAddr)
-		if err != nil {
-			return fmt.Errorf("listen http: %w", err)
-		}
-		defer httpLn.Close()
-		servers = append(servers, newHTTPServer(srv.HTTPHandler(), log))
-		listeners = append(listeners, httpLn)
-	}
-	announce(stdout, cfg, httpsLn.Addr().String(), listeners)
-
-	errc := make(chan error, len(servers))
-	for i, s := range servers {
-		go func() { errc <- s.Serve(listeners[i]) }()
-	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("stopping: finishing requests in flight", "grace", shutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	for _, s := range servers {
-		if err := s.Shutdown(sctx); err != nil {
-			return fmt.Errorf("shutdown: %w", err)
-		}
-	}
 	return nil
+}
+
+// errHelp means -h was asked for and printed.
+var errHelp = errors.New("help")
+
+func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: use text or json", format)
 }
 
 // newHTTPServer sets the timeouts every listener needs against slow or
@@ -125,39 +194,29 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// loadCertificate uses tls.cert_file/key_file, or makes a self-signed
-// development certificate for every configured host.
-func loadCertificate(cfg *config.Config, log *slog.Logger) (*tls.Certificate, error) {
-	if cfg.TLS.CertFile != "" {
-		return certs.FromFiles(cfg.TLS.CertFile, cfg.TLS.KeyFile)
-	}
-	hosts := []string{"localhost", "127.0.0.1", "::1"}
-	for _, d := range cfg.Domains {
-		for _, n := range d.Names() {
-			hosts = append(hosts, n, "autodiscover."+n, "autoconfig."+n)
-		}
-	}
-	log.Warn("no tls.cert_file/key_file: using a self-signed certificate, for development only; mail clients will not trust it")
-	return certs.SelfSigned(hosts, time.Now())
-}
-
 // announce prints what is served and one command to try.
-func announce(w io.Writer, cfg *config.Config, httpsAddr string, lns []net.Listener) {
-	fmt.Fprintf(w, "autodiscover-proxy serving %d domain(s) on https://%s", len(cfg.Domains), httpsAddr)
-	if len(lns) > 1 {
-		fmt.Fprintf(w, " and http://%s", lns[1].Addr())
+func announce(w io.Writer, cfg *config.Config, all []net.Listener, httpsLn, httpLn net.Listener) {
+	fmt.Fprintf(w, "autodiscover-proxy serving %d domain(s)", len(cfg.Domains))
+	if httpsLn != nil {
+		fmt.Fprintf(w, " on https://%s", httpsLn.Addr())
+	}
+	if httpLn != nil {
+		fmt.Fprintf(w, " and http://%s", httpLn.Addr())
 	}
 	fmt.Fprintln(w)
-	d := cfg.Domains[0].Name
+	if admin := all[len(all)-1]; admin != httpsLn && admin != httpLn {
+		fmt.Fprintf(w, "admin: http://%s/healthz, /readyz, /metrics\n", admin.Addr())
+	}
 	fmt.Fprintln(w, "URLs answered:")
 	fmt.Fprintln(w, "  POST https  /autodiscover/autodiscover.xml             Outlook, Thunderbird, exchangelib, ActiveSync (POX)")
 	fmt.Fprintln(w, "  GET  http   /autodiscover/autodiscover.xml             302 to https (Outlook's HTTP-redirect step)")
 	fmt.Fprintln(w, "  GET  https  /autodiscover/autodiscover.json?Email=&Protocol=   Outlook mobile (v2 JSON)")
 	fmt.Fprintln(w, "  GET  https  /autodiscover/autodiscover.json/v1.0/<email>?Protocol=")
 	fmt.Fprintln(w, "  GET  both   /mail/config-v1.1.xml, /.well-known/autoconfig/mail/config-v1.1.xml, /v1.1/mail/config-v1.1.xml   Thunderbird")
-	base := "https://" + httpsAddr
-	if len(lns) > 1 {
-		base = "http://" + lns[1].Addr().String()
+	d := cfg.Domains[0].Name
+	if httpLn != nil {
+		fmt.Fprintf(w, "Try: curl 'http://%s/mail/config-v1.1.xml?emailaddress=user@%s'\n", httpLn.Addr(), d)
+	} else {
+		fmt.Fprintf(w, "Try: curl -k 'https://%s/mail/config-v1.1.xml?emailaddress=user@%s'\n", httpsLn.Addr(), d)
 	}
-	fmt.Fprintf(w, "Try: curl '%s/mail/config-v1.1.xml?emailaddress=user@%s'\n", base, d)
 }

@@ -42,43 +42,68 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var announced = regexp.MustCompile(`serving \d+ domain\(s\) on https://(\S+) and http://(\S+)`)
+var (
+	announced      = regexp.MustCompile(`serving \d+ domain\(s\) on https://(\S+) and http://(\S+)`)
+	announcedAdmin = regexp.MustCompile(`admin: http://(\S+)/healthz`)
+)
 
-// startServe runs "serve args..." on loopback ports chosen by the kernel
-// and returns the HTTPS and HTTP addresses it announced. The server stops
-// when the test ends, and must exit 0.
-func startServe(t *testing.T, args ...string) (httpsAddr, httpAddr string, stderr *syncBuffer) {
+// running is a serve started by startServe.
+type running struct {
+	https, http, admin string
+	stderr             *syncBuffer
+	stop               func() int // cancels and returns the exit status
+}
+
+// startServe runs "serve args..." on loopback ports chosen by the kernel.
+// The server is stopped when the test ends (if not before) and must exit 0.
+func startServe(t *testing.T, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, append([]string{"serve", "-https", "127.0.0.1:0", "-http", "127.0.0.1:0"}, args...), stdout, stderr)
+		done <- run(ctx, append([]string{"serve", "-https", "127.0.0.1:0", "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...), stdout, stderr)
 	}()
-	t.Cleanup(func() {
+	code, stopped := 0, false
+	r := &running{stderr: stderr}
+	r.stop = func() int {
+		if stopped {
+			return code
+		}
+		stopped = true
 		cancel()
 		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exited %d; stderr:\n%s", code, stderr)
-			}
+		case code = <-done:
 		case <-time.After(15 * time.Second):
 			t.Error("serve did not stop within 15s of cancel")
+			code = -1
+		}
+		return code
+	}
+	t.Cleanup(func() {
+		if c := r.stop(); c != 0 {
+			t.Errorf("serve exited %d; stderr:\n%s", c, stderr)
 		}
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if m := announced.FindStringSubmatch(stdout.String()); m != nil {
-			return m[1], m[2], stderr
+		out := stdout.String()
+		if m := announced.FindStringSubmatch(out); m != nil {
+			r.https, r.http = m[1], m[2]
+			if a := announcedAdmin.FindStringSubmatch(out); a != nil {
+				r.admin = a[1]
+			}
+			return r
 		}
 		select {
 		case code := <-done:
+			stopped = true
 			t.Fatalf("serve exited %d before serving; stderr:\n%s", code, stderr)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	t.Fatalf("serve announced nothing in 10s; stdout:\n%s\nstderr:\n%s", stdout, stderr)
-	return
+	return nil
 }
 
 const poxRequest = `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>%s</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>`
@@ -101,7 +126,8 @@ func postPOX(t *testing.T, c *http.Client, url, addr string) *clientcheck.POX {
 // The README's first command: serve with no config answers for example.com
 // over a real HTTPS listener and over plain HTTP.
 func TestServeEmbeddedDefault(t *testing.T) {
-	httpsAddr, httpAddr, stderr := startServe(t)
+	r := startServe(t)
+	httpsAddr, httpAddr, stderr := r.https, r.http, r.stderr
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		// The development certificate is self-signed; check what it is instead.
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
@@ -165,7 +191,8 @@ domains:
     imap: {host: mail.fabrikam.com, port: 993, tls: ssl}
     smtp: {host: mail.fabrikam.com, port: 587, tls: starttls}
 `), 0o600)
-	httpsAddr, _, stderr := startServe(t, "-config", cfg)
+	r := startServe(t, "-config", cfg)
+	httpsAddr, stderr := r.https, r.stderr
 	for _, tc := range []struct{ host, addr, imap string }{
 		{"autodiscover.contoso.com", "jane@contoso.com", "outlook.office365.com"},
 		{"autodiscover.fabrikam.com", "max@fabrikam.com", "mail.fabrikam.com"},

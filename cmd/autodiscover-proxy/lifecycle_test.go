@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func get(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitFor polls cond for up to 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func configYAML(display string) string {
+	return "tls: {cert_file: cert.pem, key_file: key.pem}\ndomains:\n  - name: contoso.com\n    provider: microsoft365\n    display_name: " + display + "\n"
+}
+
+// SIGHUP reloads the config and the certificate files; a bad config is
+// refused, logged and counted, and the previous one keeps serving.
+func TestServeReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	pool := writeCertificate(t, dir, "autodiscover.contoso.com", "autoconfig.contoso.com")
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte(configYAML("First")), 0o600)
+	r := startServe(t, "-config", cfg)
+	var served *x509.Certificate
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true, // each request a new handshake, to see certificate swaps
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "autoconfig.contoso.com",
+			VerifyConnection: func(cs tls.ConnectionState) error { served = cs.PeerCertificates[0]; return nil }},
+	}}
+	url := "https://" + r.https + "/mail/config-v1.1.xml?emailaddress=a@contoso.com"
+	if _, body := get(t, c, url); !strings.Contains(body, "<displayName>First</displayName>") {
+		t.Fatalf("first config not served:\n%s", body)
+	}
+	first := served.Raw
+
+	// New config and a certificate from a new CA (the client trusts only it), then SIGHUP.
+	os.WriteFile(cfg, []byte(configYAML("Second")), 0o600)
+	rotated := writeCertificate(t, dir, "autodiscover.contoso.com", "autoconfig.contoso.com")
+	c.Transport.(*http.Transport).TLSClientConfig.RootCAs = rotated
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "the second config", func() bool {
+		_, body := get(t, c, url)
+		return strings.Contains(body, "<displayName>Second</displayName>")
+	})
+	if bytes.Equal(served.Raw, first) {
+		t.Error("SIGHUP did not reload the certificate files")
+	}
+
+	// A bad config: refused, and Second keeps serving.
+	os.WriteFile(cfg, []byte("domains:\n  - name: contoso.com\n    provider: microsoft365\n    smtp: {host: smtp-mail.outlook.com}\n"), 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "the refusal in the log", func() bool { return strings.Contains(r.stderr.String(), "reload refused") })
+	if !strings.Contains(r.stderr.String(), "smtp-mail.outlook.com is a consumer") {
+		t.Errorf("refusal does not say why:\n%s", r.stderr)
+	}
+	if _, body := get(t, c, url); !strings.Contains(body, "<displayName>Second</displayName>") {
+		t.Errorf("after a refused reload:\n%s", body)
+	}
+	_, metrics := get(t, http.DefaultClient, "http://"+r.admin+"/metrics")
+	for _, want := range []string{`autodiscover_config_reloads_total{result="success"} 1`, `autodiscover_config_reloads_total{result="failure"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// SIGTERM (context cancel): no new connections, the request in flight gets
+// its complete answer, exit 0.
+func TestServeFinishesInFlightRequestsAtStop(t *testing.T) {
+	r := startServe(t)
+	conn, err := tls.Dial("tcp", r.https, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := strings.Replace(poxRequest, "%s", "user@example.com", 1)
+	half := len(body) / 2
+	fmt.Fprintf(conn, "POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: autodiscover.example.com\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:half])
+	time.Sleep(100 * time.Millisecond) // the server is reading the body now
+	stopped := make(chan int, 1)
+	go func() { stopped <- r.stop() }()
+	time.Sleep(200 * time.Millisecond) // shutdown has begun
+	if _, err := net.DialTimeout("tcp", r.https, time.Second); err == nil {
+		t.Error("new connections are still accepted during shutdown")
+	}
+	io.WriteString(conn, body[half:])
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("in-flight request lost: %v", err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !bytes.Contains(answer, []byte("<Action>settings</Action>")) {
+		t.Errorf("in-flight answer %d:\n%s", resp.StatusCode, answer)
+	}
+	if code := <-stopped; code != 0 {
+		t.Errorf("exit status %d", code)
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	r := startServe(t)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	get(t, c, "https://"+r.https+"/mail/config-v1.1.xml?emailaddress=a@example.com")
+	if code, body := get(t, c, "http://"+r.admin+"/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("healthz %d %q", code, body)
+	}
+	if code, body := get(t, c, "http://"+r.admin+"/readyz"); code != 200 {
+		t.Errorf("readyz %d %q", code, body)
+	}
+	_, metrics := get(t, c, "http://"+r.admin+"/metrics")
+	for _, want := range []string{
+		`autodiscover_requests_total{dialect="autoconfig",domain="example.com",outcome="settings"} 1`,
+		`autodiscover_request_duration_seconds_bucket{dialect="autoconfig"`,
+		`autodiscover_certificate_expiry_timestamp_seconds{host="autodiscover.example.com"}`,
+		`autodiscover_certificate_expiry_timestamp_seconds{host="autoconfig.example.com"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// /readyz is 503, naming the host, when the certificate does not cover
+// every configured host.
+func TestReadyzWithoutCertificateForEveryHost(t *testing.T) {
+	dir := t.TempDir()
+	writeCertificate(t, dir, "autodiscover.contoso.com", "autoconfig.contoso.com")
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte("tls: {cert_file: cert.pem, key_file: key.pem}\ndomains:\n  - name: contoso.com\n    provider: microsoft365\n  - name: fabrikam.com\n    provider: microsoft365\n"), 0o600)
+	r := startServe(t, "-config", cfg)
+	code, body := get(t, http.DefaultClient, "http://"+r.admin+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "autodiscover.fabrikam.com") || strings.Contains(body, "autodiscover.contoso.com") {
+		t.Errorf("readyz %d %q", code, body)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	var out, errb bytes.Buffer
+	example := filepath.Join("..", "..", "deploy", "config.example.yaml")
+	if code := run(context.Background(), []string{"check-config", "-config", example}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"OK, 3 domain(s)", "contoso.com (aliases contoso.net): microsoft365", "imap       outlook.office365.com:993 ssl",
+		"smtp       smtp.office365.com:587 starttls", "certificate hosts: autodiscover.contoso.com autoconfig.contoso.com"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("domains:\n  - name: a.com\n    provider: microsoft365\n    imap: {port: 0x10000}\n"), 0o600)
+	out.Reset()
+	errb.Reset()
+	if code := run(context.Background(), []string{"check-config", "-config", bad}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "bad.yaml:4: domains[0].imap.port: 65536 is not a TCP port") {
+		t.Errorf("bad config: exit %d, %q", code, errb.String())
+	}
+	if code := run(context.Background(), []string{"check-config"}, &out, &errb); code != 2 {
+		t.Errorf("no -config: exit %d", code)
+	}
+	if code := run(context.Background(), []string{"check-config", "-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "example:") {
+		t.Errorf("-h: exit %d", code)
+	}
+}
+
+// TLS 1.2+ by default; tls.min_version "1.0" lets very old clients in;
+// HTTP/2 is negotiated.
+func TestTLSVersionsAndHTTP2(t *testing.T) {
+	dial := func(addr string, v uint16) error {
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MinVersion: v, MaxVersion: v})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	r := startServe(t)
+	if err := dial(r.https, tls.VersionTLS11); err == nil {
+		t.Error("TLS 1.1 accepted by default")
+	}
+	if err := dial(r.https, tls.VersionTLS12); err != nil {
+		t.Errorf("TLS 1.2: %v", err)
+	}
+	c := &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := c.Get("https://" + r.https + "/mail/config-v1.1.xml?emailaddress=a@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Errorf("protocol %s, want HTTP/2", resp.Proto)
+	}
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "old.yaml")
+	os.WriteFile(cfg, []byte("tls: {min_version: \"1.0\"}\ndomains:\n  - name: contoso.com\n    provider: microsoft365\n"), 0o600)
+	old := startServe(t, "-config", cfg)
+	if err := dial(old.https, tls.VersionTLS10); err != nil {
+		t.Errorf("TLS 1.0 with min_version 1.0: %v", err)
+	}
+}

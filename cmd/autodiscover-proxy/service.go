@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/autodiscover"
+	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// service is one running autodiscover-proxy: the responder, its
+// certificates, and what reload and the admin listener need.
+type service struct {
+	cfgFile string // "" for the embedded default
+	log     *slog.Logger
+	srv     *autodiscover.Server
+	reg     *prometheus.Registry
+	reloads *prometheus.CounterVec
+
+	certs certs.Provider // nil when no HTTPS listener runs
+	acme  *certs.ACME    // set when certs come from ACME
+	files *certs.Files   // set when certs come from files
+
+	mu sync.Mutex // serialises reloads
+}
+
+func loadConfig(file string) (*config.Config, error) {
+	if file == "" {
+		return config.Default(), nil
+	}
+	return config.Load(file)
+}
+
+func newService(cfgFile string, cfg *config.Config, withTLS bool, log *slog.Logger) (*service, error) {
+	s := &service{cfgFile: cfgFile, log: log, reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "autodiscover_config_reloads_total",
+		Help: "Config reloads (SIGHUP), by result: success or failure.",
+	}, []string{"result"})
+	s.reg.MustRegister(s.reloads, &certCollector{s})
+	srv, err := autodiscover.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	srv.Log, srv.Metrics = log, autodiscover.NewMetrics(s.reg)
+	s.srv = srv
+	if withTLS {
+		if err := s.newCertificates(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// newCertificates picks the certificate source: ACME, files, or a
+// self-signed development certificate.
+func (s *service) newCertificates(cfg *config.Config) error {
+	switch {
+	case cfg.TLS.ACME != nil:
+		a := cfg.TLS.ACME
+		s.acme = certs.NewACME(certs.ACMEOptions{DirectoryURL: a.DirectoryURL, Email: a.Email, CacheDir: a.CacheDir}, cfg.CertificateHosts())
+		s.certs = s.acme
+		s.log.Info("certificates from ACME", "directory", a.DirectoryURL, "cache_dir", a.CacheDir, "hosts", len(cfg.CertificateHosts()))
+	case cfg.TLS.CertFile != "":
+		f, err := certs.NewFiles(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return err
+		}
+		s.files, s.certs = f, f
+	default:
+		hosts := append([]string{"localhost", "127.0.0.1", "::1"}, cfg.CertificateHosts()...)
+		c, err := certs.SelfSigned(hosts, time.Now())
+		if err != nil {
+			return err
+		}
+		s.certs = certs.NewStatic(c, false)
+		s.log.Warn("no tls.cert_file/key_file or tls.acme: using a self-signed certificate, for development only; mail clients will not trust it")
+	}
+	return nil
+}
+
+// tlsConfig is the HTTPS listener's TLS config: TLS 1.2+ unless the config
+// allows older, HTTP/2 on (ServeTLS adds h2), tls-alpn-01 with ACME.
+func (s *service) tlsConfig(cfg *config.Config) *tls.Config {
+	c := &tls.Config{MinVersion: cfg.TLS.MinVersion, GetCertificate: s.certs.GetCertificate}
+	if s.acme != nil {
+		c.NextProtos = append([]string{"h2", "http/1.1"}, s.acme.NextProtos()...)
+	}
+	return c
+}
+
+// httpHandler is the port-80 handler: ACME http-01 challenges first.
+func (s *service) httpHandler() http.Handler {
+	if s.acme != nil {
+		return s.acme.HTTPHandler(s.srv.HTTPHandler())
+	}
+	return s.srv.HTTPHandler()
+}
+
+// obtain asks the CA for every host's certificate in the background, so a
+// DNS or port-80 problem shows in the log at start.
+func (s *service) obtain(ctx context.Context) {
+	if s.acme == nil {
+		return
+	}
+	hosts := s.srv.Config().CertificateHosts()
+	go func() {
+		for h, err := range s.acme.Obtain(ctx, hosts) {
+			s.log.Error("acme: no certificate yet", "host", h, "err", err)
+		}
+	}()
+}
+
+// reload reads the config file again and swaps it in whole. A bad config
+// is refused with its reason in the log, and the old one keeps serving.
+// Certificate files are read again too.
+func (s *service) reload(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.reloadLocked()
+	if err != nil {
+		s.reloads.WithLabelValues("failure").Inc()
+		s.log.Error("reload refused; the previous config keeps serving", "err", err)
+		return err
+	}
+	s.reloads.WithLabelValues("success").Inc()
+	s.log.Info("config reloaded", "domains", len(s.srv.Config().Domains))
+	s.obtain(ctx)
+	return nil
+}
+
+func (s *service) reloadLocked() error {
+	if s.cfgFile == "" {
+		return errors.New("no -config file to reload (serving the embedded default)")
+	}
+	cfg, err := config.Load(s.cfgFile)
+	if err != nil {
+		return err
+	}
+	old := s.srv.Config()
+	if (cfg.TLS.ACME != nil) != (old.TLS.ACME != nil) || cfg.TLS.CertFile != old.TLS.CertFile || cfg.TLS.KeyFile != old.TLS.KeyFile {
+		return errors.New("the certificate source (tls.acme, tls.cert_file, tls.key_file) changed: restart to apply it")
+	}
+	if s.files != nil {
+		if _, err := s.files.Reload(); err != nil {
+			return err
+		}
+	}
+	if err := s.srv.Load(cfg); err != nil {
+		return err
+	}
+	if s.acme != nil {
+		s.acme.SetHosts(cfg.CertificateHosts())
+	}
+	return nil
+}
+
+// ready is nil when a config is loaded and, with an HTTPS listener, a
+// certificate is at hand for every configured host.
+func (s *service) ready(ctx context.Context) error {
+	cfg := s.srv.Config()
+	if cfg == nil {
+		return errors.New("no config loaded")
+	}
+	if s.certs == nil {
+		return nil
+	}
+	var missing []string
+	for _, h := range cfg.CertificateHosts() {
+		if _, err := s.certs.Cached(ctx, h); err != nil {
+			missing = append(missing, h)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("no valid certificate for %d host(s): %s", len(missing), strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// adminHandler serves /healthz, /readyz and /metrics.
+func (s *service) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.ready(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// certCollector reports each configured host's certificate expiry.
+type certCollector struct{ s *service }
+
+var certExpiry = prometheus.NewDesc("autodiscover_certificate_expiry_timestamp_seconds",
+	"Expiry (Unix time) of the certificate served for each configured host; absent when none is at hand.", []string{"host"}, nil)
+
+func (c *certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiry }
+
+func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.s.certs == nil || c.s.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, h := range c.s.srv.Config().CertificateHosts() {
+		cert, err := c.s.certs.Cached(ctx, h)
+		if err != nil {
+			continue
+		}
+		if leaf, err := certs.Leaf(cert); err == nil {
+			ch <- prometheus.MustNewConstMetric(certExpiry, prometheus.GaugeValue, float64(leaf.NotAfter.Unix()), h)
+		}
+	}
+}
