@@ -26,23 +26,36 @@ const shutdownGrace = 10 * time.Second
 // certWatchInterval is how often certificate files are checked for change.
 const certWatchInterval = 30 * time.Second
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// serveOptions are serve's flags.
+type serveOptions struct {
+	config, https, http, admin, logFormat string
+}
+
+// serveFlags defines serve's flags; deploy files are checked against it.
+func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
+	o := &serveOptions{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configFile := fs.String("config", "", "config `file` (default: the embedded example.com on microsoft365)")
-	httpsAddr := fs.String("https", "127.0.0.1:8443", "HTTPS listen `address`; empty when a TLS-terminating proxy sends to -http")
-	httpAddr := fs.String("http", "127.0.0.1:8080", "plain-HTTP listen `address` (ACME http-01, autoconfig, redirects); empty to disable")
-	adminAddr := fs.String("admin", "127.0.0.1:9100", "admin listen `address` for /healthz, /readyz and /metrics; empty to disable")
-	logFormat := fs.String("log-format", "text", "log `format`: text or json")
+	fs.StringVar(&o.config, "config", "", "config `file` (default: the embedded example.com on microsoft365)")
+	fs.StringVar(&o.https, "https", "127.0.0.1:8443", "HTTPS listen `address`; empty when a TLS-terminating proxy sends to -http")
+	fs.StringVar(&o.http, "http", "127.0.0.1:8080", "plain-HTTP listen `address` (ACME http-01, autoconfig, redirects); empty to disable")
+	fs.StringVar(&o.admin, "admin", "127.0.0.1:9100", "admin listen `address` for /healthz, /readyz and /metrics; empty to disable")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: autodiscover-proxy serve [-config FILE] [-https ADDR] [-http ADDR] [-admin ADDR] [-log-format text|json]\n\n"+
 			"example: autodiscover-proxy serve -config /etc/autodiscover-proxy/config.yaml -https :443 -http :80\n\n"+
 			"SIGHUP reloads the config and certificate files; SIGTERM stops after in-flight requests.\n\n")
 		fs.PrintDefaults()
 	}
+	return fs, o
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, o := serveFlags(stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	configFile, httpsAddr, httpAddr, adminAddr, logFormat := &o.config, &o.https, &o.http, &o.admin, &o.logFormat
 	log, err := newLogger(*logFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)
