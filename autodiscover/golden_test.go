@@ -187,10 +187,60 @@ func readTB(domains []string, servers []clientcheck.Server, smtpAuth []string) f
 	}
 }
 
+// soapBody is a SOAP request as the EWS Managed API sends it.
+func soapBody(op string, items []string, settings ...string) string {
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:a="http://schemas.microsoft.com/exchange/2010/Autodiscover" xmlns:wsa="http://www.w3.org/2005/08/addressing" xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">`)
+	b.WriteString(`<soap:Header><a:RequestedServerVersion>Exchange2010</a:RequestedServerVersion><wsa:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/` + op + `</wsa:Action><wsa:To>https://autodiscover.contoso.com/autodiscover/autodiscover.svc</wsa:To></soap:Header>`)
+	b.WriteString(`<soap:Body><a:` + op + `RequestMessage><a:Request>`)
+	if op == "GetUserSettings" {
+		b.WriteString(`<a:Users>`)
+		for _, u := range items {
+			b.WriteString(`<a:User><a:Mailbox>` + u + `</a:Mailbox></a:User>`)
+		}
+		b.WriteString(`</a:Users>`)
+	} else {
+		b.WriteString(`<a:Domains>`)
+		for _, d := range items {
+			b.WriteString(`<a:Domain>` + d + `</a:Domain>`)
+		}
+		b.WriteString(`</a:Domains>`)
+	}
+	b.WriteString(`<a:RequestedSettings>`)
+	for _, s := range settings {
+		b.WriteString(`<a:Setting>` + s + `</a:Setting>`)
+	}
+	b.WriteString(`</a:RequestedSettings></a:Request></a:` + op + `RequestMessage></soap:Body></soap:Envelope>`)
+	return b.String()
+}
+
+// readSOAP checks a SOAP answer as the EWS Managed API reads it; check
+// looks at what it read.
+func readSOAP(check func(*testing.T, *clientcheck.SOAP)) func(*testing.T, string, []byte) {
+	return func(t *testing.T, ct string, body []byte) {
+		s, err := clientcheck.ReadSOAP(ct, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, s)
+	}
+}
+
 func exchanges() []exchange {
 	post := func(golden, body string, status int, read func(*testing.T, string, []byte)) exchange {
 		return exchange{golden: golden, method: "POST", target: "/autodiscover/autodiscover.xml",
 			host: "autodiscover.contoso.com", body: body, status: status, read: read}
+	}
+	soap := func(golden, body string, status int, read func(*testing.T, string, []byte)) exchange {
+		return exchange{golden: golden, method: "POST", target: "/autodiscover/autodiscover.svc",
+			host: "autodiscover.contoso.com", body: body, status: status, read: read}
+	}
+	soapFault := func(code string) func(*testing.T, string, []byte) {
+		return readSOAP(func(t *testing.T, s *clientcheck.SOAP) {
+			if s.Fault != code {
+				t.Errorf("fault %q, want %q", s.Fault, code)
+			}
+		})
 	}
 	withHeader := func(e exchange, k, v string) exchange {
 		e.header = http.Header{k: {v}}
@@ -240,6 +290,59 @@ func exchanges() []exchange {
 		// exchangelib's spelling.
 		post("pox-outlook-capitalised-path", poxBody(reqOutlook, "jane@contoso.com", respOutlook), ok,
 			poxSettings("jane@contoso.com", m365EWS, m365("jane@contoso.com"))),
+		// SOAP Autodiscover.
+		soap("soap-getusersettings-microsoft365", soapBody("GetUserSettings", []string{"jane@contoso.com"},
+			"UserDisplayName", "AutoDiscoverSMTPAddress", "UserMSOnline", "ExternalEwsUrl", "InternalEwsUrl",
+			"ExternalImap4Connections", "ExternalPop3Connections", "ExternalSmtpConnections", "UserDN", "NoSuchSetting"), ok,
+			readSOAP(func(t *testing.T, s *clientcheck.SOAP) {
+				u := s.Users[0]
+				if s.ErrorCode != "NoError" || u.ErrorCode != "NoError" || u.Settings["ExternalEwsUrl"] != m365EWS || u.Settings["UserMSOnline"] != "True" ||
+					u.Settings["AutoDiscoverSMTPAddress"] != "jane@contoso.com" {
+					t.Errorf("read %+v", s)
+				}
+				if c := u.Connections["ExternalSmtpConnections"]; !reflect.DeepEqual(c, []clientcheck.Server{{Host: "smtp.office365.com", Port: 587, Security: "starttls"}}) {
+					t.Errorf("SMTP connections %+v", c)
+				}
+				if c := u.Connections["ExternalImap4Connections"]; !reflect.DeepEqual(c, []clientcheck.Server{{Host: "outlook.office365.com", Port: 993, Security: "ssl"}}) {
+					t.Errorf("IMAP connections %+v", c)
+				}
+				if u.SettingErrors["UserDN"] != "SettingIsNotAvailable" || u.SettingErrors["NoSuchSetting"] != "InvalidSetting" {
+					t.Errorf("setting errors %v", u.SettingErrors)
+				}
+			})),
+		soap("soap-getusersettings-two-users-one-unknown", soapBody("GetUserSettings", []string{"bob@tailspin.example", "eve@unknown.example"}, "ExternalEwsUrl", "ExternalPop3Connections"), ok,
+			readSOAP(func(t *testing.T, s *clientcheck.SOAP) {
+				if len(s.Users) != 2 || s.Users[0].Settings["ExternalEwsUrl"] != "https://mail.tailspin.example/EWS/Exchange.asmx" || s.Users[1].ErrorCode != "InvalidUser" {
+					t.Errorf("read %+v", s)
+				}
+				if c := s.Users[0].Connections["ExternalPop3Connections"]; len(c) != 1 || c[0].Security != "starttls" || c[0].Port != 110 {
+					t.Errorf("POP3 %+v", c)
+				}
+			})),
+		soap("soap-getusersettings-google-no-ews", soapBody("GetUserSettings", []string{"ann@example.org"}, "ExternalEwsUrl", "UserMSOnline"), ok,
+			readSOAP(func(t *testing.T, s *clientcheck.SOAP) {
+				if u := s.Users[0]; u.SettingErrors["ExternalEwsUrl"] != "SettingIsNotAvailable" || u.Settings["UserMSOnline"] != "False" {
+					t.Errorf("read %+v", u)
+				}
+			})),
+		soap("soap-getusersettings-no-settings", soapBody("GetUserSettings", []string{"jane@contoso.com"}), ok,
+			readSOAP(func(t *testing.T, s *clientcheck.SOAP) {
+				if s.ErrorCode != "InvalidRequest" {
+					t.Errorf("ErrorCode %s, want InvalidRequest", s.ErrorCode)
+				}
+			})),
+		soap("soap-getdomainsettings", soapBody("GetDomainSettings", []string{"contoso.com", "unknown.example"}, "ExternalEwsUrl", "ExternalEwsVersion"), ok,
+			readSOAP(func(t *testing.T, s *clientcheck.SOAP) {
+				if len(s.Users) != 2 || s.Users[0].Settings["ExternalEwsUrl"] != m365EWS || s.Users[0].SettingErrors["ExternalEwsVersion"] != "SettingIsNotAvailable" || s.Users[1].ErrorCode != "InvalidDomain" {
+					t.Errorf("read %+v", s)
+				}
+			})),
+		soap("soap-fault-not-xml-400", "hello", http.StatusBadRequest, soapFault("s:Client")),
+		soap("soap-fault-soap12-400", `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body/></e:Envelope>`, http.StatusBadRequest, soapFault("s:VersionMismatch")),
+		soap("soap-fault-unknown-operation-400", strings.ReplaceAll(soapBody("GetUserSettings", []string{"jane@contoso.com"}, "UserDisplayName"), "GetUserSettingsRequestMessage", "GetFederationInformationRequestMessage"),
+			http.StatusBadRequest, soapFault("s:Client")),
+		soap("soap-fault-action-mismatch-400", strings.Replace(soapBody("GetUserSettings", []string{"jane@contoso.com"}, "UserDisplayName"), "Autodiscover/GetUserSettings</wsa:Action>", "Autodiscover/GetDomainSettings</wsa:Action>", 1),
+			http.StatusBadRequest, soapFault("s:Client")),
 		// Autodiscover v2.
 		get("json-activesync", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=ActiveSync", "contoso.com", ok, readV2("ActiveSync", m365EAS)),
 		get("json-ews", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=EWS", "contoso.com", ok, readV2("EWS", m365EWS)),

@@ -17,6 +17,8 @@ func (s *Server) HTTPSHandler() http.Handler {
 	route(r, exactFold("/autodiscover/autodiscover.xml"), s.pox, http.MethodPost)
 	// GET from some mobile clients: an error document, never a prompt.
 	route(r, exactFold("/autodiscover/autodiscover.xml"), s.poxGet, http.MethodGet, http.MethodHead)
+	// SOAP Autodiscover ([MS-OXWSADISC]): EWS Managed API clients, Outlook for Mac.
+	route(r, exactFold("/autodiscover/autodiscover.svc"), s.soap, http.MethodPost)
 	// Autodiscover v2 (JSON): Outlook mobile, Outlook 2019 (Protocol=Autodiscoverv1).
 	route(r, exactFold("/autodiscover/autodiscover.json"), s.v2, http.MethodGet)
 	route(r, prefixFold(v2PathPrefix), s.v2, http.MethodGet)

@@ -31,6 +31,9 @@ func everyDialect(addr string) []exchange {
 		{method: "GET", target: "/autodiscover/autodiscover.json?Protocol=AutodiscoverV1&Email=" + addr},
 		{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=" + addr, status: ok},
 		{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=" + addr, status: ok, now: afterCutoff},
+		{method: "POST", target: "/autodiscover/autodiscover.svc", status: ok, body: soapBody("GetUserSettings", []string{addr}, "ExternalEwsUrl",
+			"ExternalImap4Connections", "ExternalPop3Connections", "ExternalSmtpConnections", "UserDisplayName")},
+		{method: "POST", target: "/autodiscover/autodiscover.svc", status: ok, body: soapBody("GetDomainSettings", []string{addr[strings.IndexByte(addr, '@')+1:]}, "ExternalEwsUrl")},
 	}
 }
 
@@ -240,6 +243,29 @@ func FuzzPOX(f *testing.F) {
 			t.Fatalf("status %d for %q", w.Code, body)
 		}
 		if _, err := clientcheck.ReadPOX(w.Header().Get("Content-Type"), w.Body.Bytes()); err != nil {
+			t.Fatalf("answer to %q unreadable: %v\n%s", body, err, w.Body)
+		}
+	})
+}
+
+// FuzzSOAP: whatever the body, the answer is 200 or 400 (a fault), never a
+// 500, and an EWS client can read it.
+func FuzzSOAP(f *testing.F) {
+	for _, e := range exchanges() {
+		if strings.HasSuffix(e.target, ".svc") {
+			f.Add([]byte(e.body))
+		}
+	}
+	s := newTestServer(f, beforeCutoff, io.Discard)
+	h := s.HTTPSHandler()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest("POST", "/autodiscover/autodiscover.svc", bytes.NewReader(body))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK && w.Code != http.StatusBadRequest {
+			t.Fatalf("status %d for %q", w.Code, body)
+		}
+		if _, err := clientcheck.ReadSOAP(w.Header().Get("Content-Type"), w.Body.Bytes()); err != nil {
 			t.Fatalf("answer to %q unreadable: %v\n%s", body, err, w.Body)
 		}
 	})

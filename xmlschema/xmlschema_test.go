@@ -138,3 +138,24 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseSOAPRequest: never panics; every failure is a *SOAPFaultError;
+// a parsed request names a known operation.
+func FuzzParseSOAPRequest(f *testing.F) {
+	f.Add([]byte(`<s:Envelope xmlns:s="` + NSSOAP11 + `" xmlns:a="` + NSAutodiscover + `"><s:Body><a:GetUserSettingsRequestMessage><a:Request><a:Users><a:User><a:Mailbox>j@c.com</a:Mailbox></a:User></a:Users><a:RequestedSettings><a:Setting>ExternalEwsUrl</a:Setting></a:RequestedSettings></a:Request></a:GetUserSettingsRequestMessage></s:Body></s:Envelope>`))
+	f.Add([]byte(`<s:Envelope xmlns:s="` + NSSOAP11 + `"><s:Header><w:Action xmlns:w="` + NSAddressing + `">x</w:Action></s:Header><s:Body/></s:Envelope>`))
+	f.Add([]byte(`<Envelope xmlns="` + NSSOAP12 + `"/>`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := ParseSOAPRequest(body)
+		if err != nil {
+			var fe *SOAPFaultError
+			if !errors.As(err, &fe) || fe.Code == "" || fe.Reason == "" {
+				t.Fatalf("error %v is not a complete SOAP fault", err)
+			}
+			return
+		}
+		if r.Operation != OpGetUserSettings && r.Operation != OpGetDomainSettings {
+			t.Fatalf("operation %q", r.Operation)
+		}
+	})
+}

@@ -1,0 +1,206 @@
+package autodiscover
+
+import (
+	"net/http"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+	"github.com/autodiscover-proxy/autodiscover-proxy/xmlschema"
+)
+
+// maxSOAPUsers bounds one GetUserSettings request, as Exchange does (100).
+const maxSOAPUsers = 100
+
+// soap answers POST /autodiscover/autodiscover.svc ([MS-OXWSADISC];
+// PROTOCOLS.md §4): GetUserSettings and GetDomainSettings, for EWS clients
+// (EWS Managed API, Outlook for Mac).
+//
+// Envelope-level problems (not XML, not SOAP 1.1, unknown operation) get a
+// SOAP 1.1 Fault with HTTP 400: WS-I Basic Profile 1.1 R1113 asks for 400
+// on a malformed request (SOAP 1.1 §6.2 would say 500, which we never send
+// for bad input). Per-user and per-setting problems are HTTP 200 answers
+// with ErrorCodes, as Exchange gives them.
+func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
+	rec := recordOf(r)
+	rec.dialect = "soap"
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	body, err := readBody(w, r, (*bp)[:0], maxPOXBody)
+	*bp = body
+	if err != nil {
+		rec.outcome = "bad_request"
+		writeSOAPFault(w, &xmlschema.SOAPFaultError{Code: "s:Client", Reason: "the request body is too large or unreadable"})
+		return
+	}
+	req, err := xmlschema.ParseSOAPRequest(body)
+	if err != nil {
+		rec.outcome = "bad_request"
+		writeSOAPFault(w, err.(*xmlschema.SOAPFaultError))
+		return
+	}
+	st := s.site.Load()
+	var resp *xmlschema.SOAPResponse
+	if req.Operation == xmlschema.OpGetUserSettings {
+		resp = st.userSettings(req, rec)
+	} else {
+		resp = st.domainSettings(req, rec)
+	}
+	rec.outcome = "settings"
+	if resp.ErrorCode != xmlschema.SOAPNoError {
+		rec.outcome = "bad_request"
+	} else if len(resp.Items) > 0 && resp.Items[0].ErrorCode != xmlschema.SOAPNoError {
+		rec.outcome = "unknown_domain"
+	}
+	b, _ := resp.Document().WriteToBytes() // an in-memory tree: cannot fail
+	writeXML(w, b)
+}
+
+func writeSOAPFault(w http.ResponseWriter, f *xmlschema.SOAPFaultError) {
+	b, _ := xmlschema.FaultDocument(f).WriteToBytes()
+	h := w.Header()
+	h.Set("Content-Type", contentTypeXML)
+	h.Set("Cache-Control", "private, no-store")
+	w.WriteHeader(http.StatusBadRequest)
+	w.Write(b)
+}
+
+func soapError(op, code, msg string) *xmlschema.SOAPResponse {
+	return &xmlschema.SOAPResponse{Operation: op, ErrorCode: code, ErrorMessage: msg}
+}
+
+func (st *site) userSettings(req *xmlschema.SOAPRequest, rec *record) *xmlschema.SOAPResponse {
+	op := xmlschema.OpGetUserSettings
+	switch {
+	case len(req.Mailboxes) == 0:
+		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names no user.")
+	case len(req.Mailboxes) > maxSOAPUsers:
+		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names more than 100 users.")
+	case len(req.RequestedSettings) == 0:
+		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names no setting.")
+	}
+	resp := &xmlschema.SOAPResponse{Operation: op, ErrorCode: xmlschema.SOAPNoError}
+	for _, mbx := range req.Mailboxes {
+		addr, err := config.ParseAddress(mbx)
+		var a *answers
+		if err == nil {
+			a = st.lookup(addr.Domain)
+			if rec.address == "" {
+				rec.address = addr.String()
+			}
+		}
+		if a == nil {
+			// The same answer for a bad address and an unknown domain: it
+			// tells nothing about which mailboxes exist.
+			resp.Items = append(resp.Items, xmlschema.SOAPItem{ErrorCode: xmlschema.SOAPInvalidUser, ErrorMessage: "Invalid user."})
+			continue
+		}
+		if rec.domain == "" {
+			rec.domain = a.domain.Name
+		}
+		item := xmlschema.SOAPItem{ErrorCode: xmlschema.SOAPNoError, ErrorMessage: "No error."}
+		for _, name := range req.RequestedSettings {
+			if v, ok := userSetting(name, a.domain, addr); ok {
+				item.Settings = append(item.Settings, v)
+			} else {
+				item.SettingErrors = append(item.SettingErrors, settingError(name))
+			}
+		}
+		resp.Items = append(resp.Items, item)
+	}
+	return resp
+}
+
+func (st *site) domainSettings(req *xmlschema.SOAPRequest, rec *record) *xmlschema.SOAPResponse {
+	op := xmlschema.OpGetDomainSettings
+	switch {
+	case len(req.Domains) == 0:
+		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names no domain.")
+	case len(req.Domains) > maxSOAPUsers:
+		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names more than 100 domains.")
+	case len(req.RequestedSettings) == 0:
+		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names no setting.")
+	}
+	resp := &xmlschema.SOAPResponse{Operation: op, ErrorCode: xmlschema.SOAPNoError}
+	for _, name := range req.Domains {
+		a := st.lookup(name)
+		if a == nil {
+			resp.Items = append(resp.Items, xmlschema.SOAPItem{ErrorCode: xmlschema.SOAPInvalidDomain, ErrorMessage: "Invalid domain."})
+			continue
+		}
+		if rec.domain == "" {
+			rec.domain = a.domain.Name
+		}
+		item := xmlschema.SOAPItem{ErrorCode: xmlschema.SOAPNoError, ErrorMessage: "No error."}
+		for _, s := range req.RequestedSettings {
+			if s == "ExternalEwsUrl" && a.domain.EWSURL != "" {
+				item.Settings = append(item.Settings, xmlschema.Setting{Name: s, Value: a.domain.EWSURL})
+			} else {
+				item.SettingErrors = append(item.SettingErrors, settingError(s))
+			}
+		}
+		resp.Items = append(resp.Items, item)
+	}
+	return resp
+}
+
+// unavailableSettings are setting names of [MS-OXWSADISC] that describe an
+// Exchange organisation's internals; the proxy has no true value for them
+// and says so (SettingIsNotAvailable) rather than invent one.
+var unavailableSettings = map[string]bool{
+	"UserDN": true, "UserDeploymentId": true, "CasVersion": true, "EwsSupportedSchemas": true,
+	"ExternalEwsVersion": true, "InternalMailboxServer": true, "InternalMailboxServerDN": true,
+	"ExternalMailboxServer": true, "MailboxDN": true, "ActiveDirectoryServer": true,
+	"InternalRpcClientServer": true, "ExternalMailboxServerRequiresSSL": true,
+	"InternalWebClientUrls": true, "ExternalWebClientUrls": true, "InternalOABUrl": true,
+	"ExternalOABUrl": true, "InternalUMUrl": true, "ExternalUMUrl": true, "InternalEcpUrl": true,
+	"ExternalEcpUrl": true, "MobileMailboxPolicy": true, "GroupingInformation": true,
+	"MapiHttpEnabled": true, "InternalMailboxServerAuthenticationMethods": true,
+	"ExternalMailboxServerAuthenticationMethods": true, "PublicFolderServer": true,
+	"ExternalEwsUrlForOffice": true,
+}
+
+func settingError(name string) xmlschema.SettingError {
+	if unavailableSettings[name] || userSettingNames[name] {
+		return xmlschema.SettingError{ErrorCode: xmlschema.SOAPSettingIsNotAvailable, ErrorMessage: "This setting is not available.", SettingName: name}
+	}
+	return xmlschema.SettingError{ErrorCode: xmlschema.SOAPInvalidSetting, ErrorMessage: "The setting name is not valid.", SettingName: name}
+}
+
+// userSettingNames are the settings userSetting can answer.
+var userSettingNames = map[string]bool{
+	"UserDisplayName": true, "AutoDiscoverSMTPAddress": true, "UserMSOnline": true,
+	"ExternalEwsUrl": true, "InternalEwsUrl": true,
+	"ExternalImap4Connections": true, "InternalImap4Connections": true,
+	"ExternalPop3Connections": true, "InternalPop3Connections": true,
+	"ExternalSmtpConnections": true, "InternalSmtpConnections": true,
+}
+
+// userSetting is one requested setting for a user, if the domain has it.
+// Internal and External are the same: the service has one namespace.
+func userSetting(name string, d *config.Domain, addr config.Address) (xmlschema.Setting, bool) {
+	str := func(v string) (xmlschema.Setting, bool) { return xmlschema.Setting{Name: name, Value: v}, v != "" }
+	conns := func(srv *config.Server) (xmlschema.Setting, bool) {
+		if srv == nil {
+			return xmlschema.Setting{}, false
+		}
+		enc := map[config.Security]string{config.SecuritySSL: "SSL", config.SecurityStartTLS: "TLS", config.SecurityNone: "None"}[srv.Security]
+		return xmlschema.Setting{Name: name, Connections: []xmlschema.ProtocolConnection{{Hostname: srv.Host, Port: srv.Port, EncryptionMethod: enc}}}, true
+	}
+	switch name {
+	case "UserDisplayName", "AutoDiscoverSMTPAddress":
+		return str(addr.String())
+	case "UserMSOnline":
+		if d.Provider.Name == config.ProviderMicrosoft365 {
+			return str("True")
+		}
+		return str("False")
+	case "ExternalEwsUrl", "InternalEwsUrl":
+		return str(d.EWSURL)
+	case "ExternalImap4Connections", "InternalImap4Connections":
+		return conns(d.IMAP)
+	case "ExternalPop3Connections", "InternalPop3Connections":
+		return conns(d.POP3)
+	case "ExternalSmtpConnections", "InternalSmtpConnections":
+		return conns(d.SMTP)
+	}
+	return xmlschema.Setting{}, false
+}

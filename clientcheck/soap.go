@@ -1,0 +1,151 @@
+package clientcheck
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// SOAPUser is one UserResponse (or DomainResponse) as an EWS client reads it.
+type SOAPUser struct {
+	ErrorCode     string
+	Settings      map[string]string   // string settings
+	Connections   map[string][]Server // ProtocolConnectionCollectionSetting, Protocol empty
+	SettingErrors map[string]string   // setting name -> ErrorCode
+}
+
+// SOAP is a GetUserSettings/GetDomainSettings answer or a fault.
+type SOAP struct {
+	Action    string // wsa:Action header
+	ErrorCode string // Response/ErrorCode
+	Users     []SOAPUser
+	Fault     string // faultcode, for a fault
+}
+
+type soapSetting struct {
+	Type        string `xml:"http://www.w3.org/2001/XMLSchema-instance type,attr"`
+	Name        string `xml:"Name"`
+	Value       string `xml:"Value"`
+	Connections []struct {
+		Hostname, Port, EncryptionMethod string
+	} `xml:"ProtocolConnections>ProtocolConnection"`
+}
+
+type soapItem struct {
+	ErrorCode     string        `xml:"ErrorCode"`
+	SettingErrors []soapSetErr  `xml:"UserSettingErrors>UserSettingError"`
+	DomainErrors  []soapSetErr  `xml:"DomainSettingErrors>DomainSettingError"`
+	Settings      []soapSetting `xml:"UserSettings>UserSetting"`
+	DomainSets    []soapSetting `xml:"DomainSettings>DomainSetting"`
+}
+
+type soapSetErr struct {
+	ErrorCode   string `xml:"ErrorCode"`
+	SettingName string `xml:"SettingName"`
+}
+
+const (
+	nsAD10  = "http://schemas.microsoft.com/exchange/2010/Autodiscover"
+)
+
+// settingTypes are the i:type values EWS clients know.
+var settingTypes = map[string]bool{"StringSetting": true, "DomainStringSetting": true, "ProtocolConnectionCollectionSetting": true}
+
+// ReadSOAP reads a SOAP Autodiscover answer namespace-aware, as the EWS
+// Managed API does: SOAP 1.1 envelope, the Autodiscover 2010 namespace,
+// i:type on every setting, ErrorCode on every response.
+func ReadSOAP(contentType string, body []byte) (*SOAP, error) {
+	if !strings.HasPrefix(contentType, "text/xml") {
+		return nil, fmt.Errorf("Content-Type %q, want text/xml for SOAP 1.1", contentType)
+	}
+	if err := startsWithXMLDecl(body); err != nil {
+		return nil, err
+	}
+	var env struct {
+		XMLName xml.Name `xml:"http://schemas.xmlsoap.org/soap/envelope/ Envelope"`
+		Header  struct {
+			Action string `xml:"http://www.w3.org/2005/08/addressing Action"`
+		} `xml:"http://schemas.xmlsoap.org/soap/envelope/ Header"`
+		Body struct {
+			Fault *struct {
+				Code   string `xml:"faultcode"`
+				String string `xml:"faultstring"`
+			} `xml:"http://schemas.xmlsoap.org/soap/envelope/ Fault"`
+			User *struct {
+				Response struct {
+					ErrorCode string     `xml:"ErrorCode"`
+					Items     []soapItem `xml:"UserResponses>UserResponse"`
+				} `xml:"http://schemas.microsoft.com/exchange/2010/Autodiscover Response"`
+			} `xml:"http://schemas.microsoft.com/exchange/2010/Autodiscover GetUserSettingsResponseMessage"`
+			Domain *struct {
+				Response struct {
+					ErrorCode string     `xml:"ErrorCode"`
+					Items     []soapItem `xml:"DomainResponses>DomainResponse"`
+				} `xml:"http://schemas.microsoft.com/exchange/2010/Autodiscover Response"`
+			} `xml:"http://schemas.microsoft.com/exchange/2010/Autodiscover GetDomainSettingsResponseMessage"`
+		} `xml:"http://schemas.xmlsoap.org/soap/envelope/ Body"`
+	}
+	d := xml.NewDecoder(strings.NewReader(string(body)))
+	d.Strict = true
+	if err := d.Decode(&env); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	out := &SOAP{Action: strings.TrimSpace(env.Header.Action)}
+	b := env.Body
+	var code string
+	var items []soapItem
+	switch {
+	case b.Fault != nil:
+		if b.Fault.Code == "" || b.Fault.String == "" {
+			return nil, errors.New("Fault without faultcode or faultstring")
+		}
+		out.Fault = b.Fault.Code
+		return out, nil
+	case b.User != nil:
+		code, items = b.User.Response.ErrorCode, b.User.Response.Items
+	case b.Domain != nil:
+		code, items = b.Domain.Response.ErrorCode, b.Domain.Response.Items
+	default:
+		return nil, errors.New("Body holds no Fault and no Get*SettingsResponseMessage in the Autodiscover 2010 namespace")
+	}
+	if !strings.HasPrefix(out.Action, nsAD10+"/Autodiscover/Get") || !strings.HasSuffix(out.Action, "Response") {
+		return nil, fmt.Errorf("wsa:Action %q is not a Get*SettingsResponse action", out.Action)
+	}
+	if code == "" {
+		return nil, errors.New("Response has no ErrorCode")
+	}
+	out.ErrorCode = code
+	for i, it := range items {
+		if it.ErrorCode == "" {
+			return nil, fmt.Errorf("response %d has no ErrorCode", i)
+		}
+		u := SOAPUser{ErrorCode: it.ErrorCode, Settings: map[string]string{}, Connections: map[string][]Server{}, SettingErrors: map[string]string{}}
+		for _, se := range append(it.SettingErrors, it.DomainErrors...) {
+			u.SettingErrors[se.SettingName] = se.ErrorCode
+		}
+		for _, s := range append(it.Settings, it.DomainSets...) {
+			if !settingTypes[s.Type] {
+				return nil, fmt.Errorf("setting %s has i:type %q", s.Name, s.Type)
+			}
+			if s.Type != "ProtocolConnectionCollectionSetting" {
+				u.Settings[s.Name] = s.Value
+				continue
+			}
+			for _, c := range s.Connections {
+				port, err := strconv.Atoi(c.Port)
+				if err != nil || port < 1 || port > 65535 {
+					return nil, fmt.Errorf("setting %s: port %q", s.Name, c.Port)
+				}
+				sec := map[string]string{"SSL": "ssl", "TLS": "starttls", "None": "none"}[c.EncryptionMethod]
+				if sec == "" {
+					return nil, fmt.Errorf("setting %s: EncryptionMethod %q", s.Name, c.EncryptionMethod)
+				}
+				u.Connections[s.Name] = append(u.Connections[s.Name], Server{Host: c.Hostname, Port: port, Security: sec})
+			}
+		}
+		out.Users = append(out.Users, u)
+	}
+	return out, nil
+}

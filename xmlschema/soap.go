@@ -1,0 +1,270 @@
+package xmlschema
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/beevik/etree"
+)
+
+// SOAP Autodiscover ([MS-OXWSADISC]; PROTOCOLS.md §4): SOAP 1.1 with
+// WS-Addressing headers, at /autodiscover/autodiscover.svc.
+const (
+	NSSOAP11       = "http://schemas.xmlsoap.org/soap/envelope/"
+	NSSOAP12       = "http://www.w3.org/2003/05/soap-envelope"
+	NSAddressing   = "http://www.w3.org/2005/08/addressing"
+	NSAutodiscover = "http://schemas.microsoft.com/exchange/2010/Autodiscover"
+	NSSchemaInst   = "http://www.w3.org/2001/XMLSchema-instance"
+
+	ActionGetUserSettings   = NSAutodiscover + "/Autodiscover/GetUserSettings"
+	ActionGetDomainSettings = NSAutodiscover + "/Autodiscover/GetDomainSettings"
+)
+
+// SOAP operations answered.
+const (
+	OpGetUserSettings   = "GetUserSettings"
+	OpGetDomainSettings = "GetDomainSettings"
+)
+
+// ErrorCode values of [MS-OXWSADISC] (errorcode-soap).
+const (
+	SOAPNoError               = "NoError"
+	SOAPInvalidUser           = "InvalidUser"
+	SOAPInvalidRequest        = "InvalidRequest"
+	SOAPInvalidSetting        = "InvalidSetting"
+	SOAPSettingIsNotAvailable = "SettingIsNotAvailable"
+	SOAPInvalidDomain         = "InvalidDomain"
+)
+
+// SOAPRequest is a GetUserSettings or GetDomainSettings request.
+type SOAPRequest struct {
+	Operation              string
+	Action                 string // wsa:Action header, if sent
+	RequestedServerVersion string
+	Mailboxes              []string // GetUserSettings: Users/User/Mailbox
+	Domains                []string // GetDomainSettings: Domains/Domain
+	RequestedSettings      []string
+}
+
+// SOAPFaultError is a request that gets a SOAP fault, not an answer.
+type SOAPFaultError struct {
+	Code   string // faultcode, e.g. s:Client, s:VersionMismatch
+	Reason string
+}
+
+func (e *SOAPFaultError) Error() string { return e.Code + ": " + e.Reason }
+
+func clientFault(format string, args ...any) error {
+	return &SOAPFaultError{Code: "s:Client", Reason: fmt.Sprintf(format, args...)}
+}
+
+// ParseSOAPRequest reads a SOAP 1.1 Autodiscover request. Every error is a
+// *SOAPFaultError.
+func ParseSOAPRequest(body []byte) (*SOAPRequest, error) {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(body); err != nil {
+		return nil, clientFault("the request is not well-formed XML: %v", err)
+	}
+	env := doc.Root()
+	if env == nil || env.Tag != "Envelope" {
+		return nil, clientFault("the request is not a SOAP envelope")
+	}
+	switch env.NamespaceURI() {
+	case NSSOAP11:
+	case NSSOAP12:
+		return nil, &SOAPFaultError{Code: "s:VersionMismatch", Reason: "only SOAP 1.1 envelopes are answered"}
+	default:
+		return nil, &SOAPFaultError{Code: "s:VersionMismatch", Reason: "the envelope is not in the SOAP 1.1 namespace"}
+	}
+	r := &SOAPRequest{}
+	if h := childNS(env, "Header", NSSOAP11); h != nil {
+		if a := childNS(h, "Action", NSAddressing); a != nil {
+			r.Action = strings.TrimSpace(a.Text())
+		}
+		if v := childNS(h, "RequestedServerVersion", NSAutodiscover); v != nil {
+			r.RequestedServerVersion = strings.TrimSpace(v.Text())
+		}
+	}
+	body0 := childNS(env, "Body", NSSOAP11)
+	if body0 == nil || len(body0.ChildElements()) != 1 {
+		return nil, clientFault("the SOAP Body must hold exactly one request element")
+	}
+	msg := body0.ChildElements()[0]
+	if msg.NamespaceURI() != NSAutodiscover {
+		return nil, clientFault("the request element is not in the Autodiscover namespace %s", NSAutodiscover)
+	}
+	var wantAction string
+	switch msg.Tag {
+	case "GetUserSettingsRequestMessage":
+		r.Operation, wantAction = OpGetUserSettings, ActionGetUserSettings
+	case "GetDomainSettingsRequestMessage":
+		r.Operation, wantAction = OpGetDomainSettings, ActionGetDomainSettings
+	default:
+		return nil, &SOAPFaultError{Code: "s:Client", Reason: "the operation " + msg.Tag + " is not supported"}
+	}
+	if r.Action != "" && r.Action != wantAction {
+		return nil, clientFault("the wsa:Action header %q does not match the %s body", r.Action, r.Operation)
+	}
+	req := childNS(msg, "Request", NSAutodiscover)
+	if req == nil {
+		return nil, clientFault("%s has no Request", msg.Tag)
+	}
+	if users := childNS(req, "Users", NSAutodiscover); users != nil {
+		for _, u := range childrenNS(users, "User", NSAutodiscover) {
+			if m := childNS(u, "Mailbox", NSAutodiscover); m != nil {
+				r.Mailboxes = append(r.Mailboxes, strings.TrimSpace(m.Text()))
+			}
+		}
+	}
+	if domains := childNS(req, "Domains", NSAutodiscover); domains != nil {
+		for _, d := range childrenNS(domains, "Domain", NSAutodiscover) {
+			r.Domains = append(r.Domains, strings.TrimSpace(d.Text()))
+		}
+	}
+	if rs := childNS(req, "RequestedSettings", NSAutodiscover); rs != nil {
+		for _, s := range childrenNS(rs, "Setting", NSAutodiscover) {
+			r.RequestedSettings = append(r.RequestedSettings, strings.TrimSpace(s.Text()))
+		}
+	}
+	return r, nil
+}
+
+func childNS(e *etree.Element, tag, ns string) *etree.Element {
+	for _, c := range e.ChildElements() {
+		if c.Tag == tag && c.NamespaceURI() == ns {
+			return c
+		}
+	}
+	return nil
+}
+
+func childrenNS(e *etree.Element, tag, ns string) []*etree.Element {
+	var out []*etree.Element
+	for _, c := range e.ChildElements() {
+		if c.Tag == tag && c.NamespaceURI() == ns {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Setting is one UserSetting or DomainSetting: a string value or a
+// collection of protocol connections.
+type Setting struct {
+	Name        string
+	Value       string               // StringSetting / DomainStringSetting
+	Connections []ProtocolConnection // ProtocolConnectionCollectionSetting
+}
+
+// ProtocolConnection is ProtocolConnections/ProtocolConnection.
+type ProtocolConnection struct {
+	Hostname         string
+	Port             int
+	EncryptionMethod string // SSL, TLS or None
+}
+
+// SettingError is a UserSettingError or DomainSettingError.
+type SettingError struct {
+	ErrorCode    string
+	ErrorMessage string
+	SettingName  string
+}
+
+// SOAPItem is one UserResponse or DomainResponse.
+type SOAPItem struct {
+	ErrorCode     string
+	ErrorMessage  string
+	SettingErrors []SettingError
+	Settings      []Setting
+}
+
+// SOAPResponse is a GetUserSettings or GetDomainSettings answer.
+type SOAPResponse struct {
+	Operation    string
+	ErrorCode    string
+	ErrorMessage string
+	Items        []SOAPItem
+}
+
+// Document builds the response envelope.
+func (r *SOAPResponse) Document() *etree.Document {
+	user := r.Operation == OpGetUserSettings
+	kind := "Domain"
+	if user {
+		kind = "User"
+	}
+	doc, body := soapEnvelope(NSAutodiscover + "/Autodiscover/" + r.Operation + "Response")
+	msg := body.CreateElement(r.Operation + "ResponseMessage")
+	msg.CreateAttr("xmlns", NSAutodiscover)
+	resp := msg.CreateElement("Response")
+	resp.CreateAttr("xmlns:i", NSSchemaInst)
+	add(resp, "ErrorCode", r.ErrorCode)
+	add(resp, "ErrorMessage", r.ErrorMessage)
+	items := resp.CreateElement(kind + "Responses")
+	for _, it := range r.Items {
+		e := items.CreateElement(kind + "Response")
+		add(e, "ErrorCode", it.ErrorCode)
+		add(e, "ErrorMessage", it.ErrorMessage)
+		if user {
+			e.CreateElement("RedirectTarget").CreateAttr("i:nil", "true")
+		}
+		errs := e.CreateElement(kind + "SettingErrors")
+		for _, se := range it.SettingErrors {
+			x := errs.CreateElement(kind + "SettingError")
+			add(x, "ErrorCode", se.ErrorCode)
+			add(x, "ErrorMessage", se.ErrorMessage)
+			add(x, "SettingName", se.SettingName)
+		}
+		settings := e.CreateElement(kind + "Settings")
+		for _, s := range it.Settings {
+			x := settings.CreateElement(kind + "Setting")
+			add(x, "Name", s.Name)
+			switch {
+			case s.Connections != nil:
+				x.CreateAttr("i:type", "ProtocolConnectionCollectionSetting")
+				conns := x.CreateElement("ProtocolConnections")
+				for _, c := range s.Connections {
+					pc := conns.CreateElement("ProtocolConnection")
+					add(pc, "Hostname", c.Hostname)
+					add(pc, "Port", strconv.Itoa(c.Port))
+					add(pc, "EncryptionMethod", c.EncryptionMethod)
+				}
+			case user:
+				x.CreateAttr("i:type", "StringSetting")
+				add(x, "Value", s.Value)
+			default:
+				x.CreateAttr("i:type", "DomainStringSetting")
+				add(x, "Value", s.Value)
+			}
+		}
+		if !user {
+			e.CreateElement("RedirectTarget").CreateAttr("i:nil", "true")
+		}
+	}
+	return finish(doc)
+}
+
+// soapEnvelope starts a SOAP 1.1 response with its wsa:Action header.
+func soapEnvelope(action string) (*etree.Document, *etree.Element) {
+	doc := newDocument()
+	env := doc.CreateElement("s:Envelope")
+	env.CreateAttr("xmlns:s", NSSOAP11)
+	env.CreateAttr("xmlns:a", NSAddressing)
+	if action != "" {
+		a := env.CreateElement("s:Header").CreateElement("a:Action")
+		a.CreateAttr("s:mustUnderstand", "1")
+		a.SetText(action)
+	}
+	return doc, env.CreateElement("s:Body")
+}
+
+// FaultDocument is the SOAP 1.1 fault for err.
+func FaultDocument(err *SOAPFaultError) *etree.Document {
+	doc, body := soapEnvelope("")
+	f := body.CreateElement("s:Fault")
+	add(f, "faultcode", err.Code)
+	s := add(f, "faultstring", err.Reason)
+	s.CreateAttr("xml:lang", "en-US")
+	return finish(doc)
+}
