@@ -10,6 +10,7 @@ import (
 type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	upstream *prometheus.CounterVec
 }
 
 // NewMetrics registers the request metrics with reg.
@@ -25,7 +26,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1, 5},
 		}, []string{"dialect"}),
 	}
-	reg.MustRegister(m.requests, m.latency)
+	m.upstream = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "autodiscover_upstream_requests_total",
+		Help: "POX requests for upstream-mode domains, by result: ok, rewritten, cached, relayed_401, or fallback_* when the local answer was served.",
+	}, []string{"domain", "result"})
+	reg.MustRegister(m.requests, m.latency, m.upstream)
 	return m
 }
 
@@ -35,4 +40,11 @@ func (m *Metrics) observe(rec *record, d time.Duration) {
 	}
 	m.requests.WithLabelValues(rec.dialect, rec.outcome, rec.domain).Inc()
 	m.latency.WithLabelValues(rec.dialect).Observe(d.Seconds())
+}
+
+func (m *Metrics) observeUpstream(domain string, res upstreamResult) {
+	if m == nil {
+		return
+	}
+	m.upstream.WithLabelValues(domain, string(res)).Inc()
 }

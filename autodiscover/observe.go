@@ -17,11 +17,12 @@ import (
 // logs and counts it. Only these fields are logged: never the path or
 // query (they can hold an address), never a header (Authorization, cookies).
 type record struct {
-	dialect string
-	domain  string
-	outcome string
-	address string // the address asked about, logged hashed by default
-	status  int
+	dialect  string
+	domain   string
+	outcome  string
+	address  string // the address asked about, logged hashed by default
+	upstream string // what the upstream proxy did, when a domain has one
+	status   int
 }
 
 type recordKey struct{}
@@ -70,6 +71,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			slog.Int("status", rec.status),
 			slog.Duration("duration", d),
 			slog.String("client", clientIP(r, cfg.TrustedProxies).String()),
+		}
+		if rec.upstream != "" {
+			attrs = append(attrs, slog.String("upstream", rec.upstream))
 		}
 		if rec.address != "" {
 			a := rec.address

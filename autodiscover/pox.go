@@ -98,6 +98,24 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.domain = a.domain.Name
 	email := rec.address
+	if a.domain.Upstream != nil {
+		ans, res, ok := s.upstreamPOX(r.Context(), a, req, body, r.Header.Get("Authorization"))
+		rec.upstream = string(res)
+		s.Metrics.observeUpstream(a.domain.Name, res)
+		if ok {
+			rec.outcome = "upstream"
+			if ans.status == http.StatusUnauthorized {
+				for _, v := range ans.wwwAuth {
+					w.Header().Add("WWW-Authenticate", v)
+				}
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			writeXML(w, ans.body)
+			return
+		}
+		// Any upstream failure: the local answer below.
+	}
 
 	switch {
 	case rec.dialect == "mobilesync" && a.mobilesync == nil:

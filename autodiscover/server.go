@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -30,6 +31,10 @@ type Server struct {
 	HTTPSPort int
 	// Metrics counts requests; nil counts nothing.
 	Metrics *Metrics
+	// UpstreamClient talks to domains' upstreams (NewUpstreamClient).
+	UpstreamClient *http.Client
+
+	cache upstreamCache
 
 	addressKey []byte // for hashAddress
 }
@@ -42,7 +47,7 @@ type site struct {
 
 // New builds a server for cfg.
 func New(cfg *config.Config) (*Server, error) {
-	s := &Server{Now: time.Now, Log: slog.Default(), HTTPSPort: 443, addressKey: make([]byte, 32)}
+	s := &Server{Now: time.Now, Log: slog.Default(), HTTPSPort: 443, addressKey: make([]byte, 32), UpstreamClient: NewUpstreamClient()}
 	rand.Read(s.addressKey)
 	if err := s.Load(cfg); err != nil {
 		return nil, err

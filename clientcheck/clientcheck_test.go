@@ -106,3 +106,23 @@ func TestReadV2(t *testing.T) {
 		t.Error("accepted text/html")
 	}
 }
+
+func TestReadSOAPRejects(t *testing.T) {
+	good := `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="http://www.w3.org/2005/08/addressing"><s:Header><a:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettingsResponse</a:Action></s:Header><s:Body><GetUserSettingsResponseMessage xmlns="http://schemas.microsoft.com/exchange/2010/Autodiscover"><Response xmlns:i="http://www.w3.org/2001/XMLSchema-instance"><ErrorCode>NoError</ErrorCode><UserResponses><UserResponse><ErrorCode>NoError</ErrorCode><UserSettings><UserSetting i:type="StringSetting"><Name>ExternalEwsUrl</Name><Value>https://x/EWS/Exchange.asmx</Value></UserSetting></UserSettings></UserResponse></UserResponses></Response></GetUserSettingsResponseMessage></s:Body></s:Envelope>`
+	s, err := ReadSOAP("text/xml; charset=utf-8", []byte(good))
+	if err != nil || s.Users[0].Settings["ExternalEwsUrl"] != "https://x/EWS/Exchange.asmx" {
+		t.Fatalf("%+v %v", s, err)
+	}
+	for name, body := range map[string]string{
+		"no i:type":       strings.Replace(good, ` i:type="StringSetting"`, "", 1),
+		"unknown i:type":  strings.Replace(good, `i:type="StringSetting"`, `i:type="String"`, 1),
+		"wrong namespace": strings.Replace(good, `xmlns="http://schemas.microsoft.com/exchange/2010/Autodiscover"`, `xmlns="https://schemas.microsoft.com/exchange/2010/Autodiscover"`, 1),
+		"no Action":       strings.Replace(good, "GetUserSettingsResponse</a:Action>", "Other</a:Action>", 1),
+		"no ErrorCode":    strings.Replace(good, "<UserResponse><ErrorCode>NoError</ErrorCode>", "<UserResponse>", 1),
+		"SOAP 1.2":        strings.Replace(good, "http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope", 1),
+	} {
+		if _, err := ReadSOAP("text/xml", []byte(body)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -47,7 +47,7 @@ type soapSetErr struct {
 }
 
 const (
-	nsAD10  = "http://schemas.microsoft.com/exchange/2010/Autodiscover"
+	nsAD10 = "http://schemas.microsoft.com/exchange/2010/Autodiscover"
 )
 
 // settingTypes are the i:type values EWS clients know.

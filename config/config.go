@@ -117,7 +117,29 @@ type Domain struct {
 	// ACMEApex adds <domain> itself to the certificate hosts, for clients
 	// that try https://<domain>/autodiscover/autodiscover.xml first.
 	ACMEApex bool
+	// Upstream, when set, forwards POX requests to another autodiscover
+	// service and corrects its answers; nil answers locally.
+	Upstream *Upstream
 }
+
+// Upstream is a domain's `upstream:` section.
+type Upstream struct {
+	URL     string
+	Host    string // of URL, lower case: the only host Authorization goes to
+	Timeout time.Duration
+	// RelayAuth relays an upstream 401 (with WWW-Authenticate) to the client
+	// instead of answering locally.
+	RelayAuth bool
+	// RedirectHosts are the https hosts whose redirectUrl answers are
+	// followed; by default only Host.
+	RedirectHosts map[string]bool
+}
+
+// Upstream timeout bounds.
+const (
+	DefaultUpstreamTimeout = 5 * time.Second
+	maxUpstreamTimeout     = 30 * time.Second
+)
 
 // Names returns the domain name followed by its aliases.
 func (d *Domain) Names() []string { return append([]string{d.Name}, d.Aliases...) }
@@ -246,18 +268,26 @@ type fileLog struct {
 }
 
 type fileDomain struct {
-	Name            string      `yaml:"name"`
-	Aliases         []string    `yaml:"aliases"`
-	Provider        string      `yaml:"provider"`
-	DisplayName     string      `yaml:"display_name"`
-	IMAP            *fileServer `yaml:"imap"`
-	POP3            *fileServer `yaml:"pop3"`
-	SMTP            *fileServer `yaml:"smtp"`
-	ActiveSync      *fileURL    `yaml:"activesync"`
-	EWS             *fileURL    `yaml:"ews"`
-	LoginName       string      `yaml:"login_name"`
-	OutlookExchange string      `yaml:"outlook_exchange"`
-	ACMEApex        bool        `yaml:"acme_apex"`
+	Name            string        `yaml:"name"`
+	Aliases         []string      `yaml:"aliases"`
+	Provider        string        `yaml:"provider"`
+	DisplayName     string        `yaml:"display_name"`
+	IMAP            *fileServer   `yaml:"imap"`
+	POP3            *fileServer   `yaml:"pop3"`
+	SMTP            *fileServer   `yaml:"smtp"`
+	ActiveSync      *fileURL      `yaml:"activesync"`
+	EWS             *fileURL      `yaml:"ews"`
+	LoginName       string        `yaml:"login_name"`
+	OutlookExchange string        `yaml:"outlook_exchange"`
+	ACMEApex        bool          `yaml:"acme_apex"`
+	Upstream        *fileUpstream `yaml:"upstream"`
+}
+
+type fileUpstream struct {
+	URL           string   `yaml:"url"`
+	Timeout       string   `yaml:"timeout"`
+	RelayAuth     bool     `yaml:"relay_auth"`
+	RedirectHosts []string `yaml:"redirect_hosts"`
 }
 
 type fileServer struct {
@@ -506,6 +536,9 @@ func (v *validator) domain(fd *fileDomain, path string) *Domain {
 		v.addf(path+".login_name", `%q is not a login-name form: use %s, %s or DOMAIN\%s`,
 			d.LoginName, LoginEmailAddress, LoginLocalPart, LoginLocalPart)
 	}
+	if fd.Upstream != nil {
+		d.Upstream = v.upstream(fd.Upstream, path+".upstream")
+	}
 	switch d.OutlookExchange {
 	case "":
 		d.OutlookExchange = preset.OutlookExchange
@@ -595,6 +628,36 @@ func (v *validator) httpsURL(raw, path string) string {
 	}
 	v.notConsumer(u.Hostname(), path)
 	return raw
+}
+
+func (v *validator) upstream(fu *fileUpstream, path string) *Upstream {
+	u := &Upstream{URL: fu.URL, Timeout: DefaultUpstreamTimeout, RelayAuth: fu.RelayAuth, RedirectHosts: map[string]bool{}}
+	pu, err := url.Parse(fu.URL)
+	if err != nil || pu.Scheme != "https" || pu.Host == "" || pu.User != nil {
+		v.addf(path+".url", "%q is not an https URL: the upstream gets users' Authorization headers, so only TLS will do", fu.URL)
+	} else {
+		u.Host = strings.ToLower(pu.Hostname())
+		u.RedirectHosts[u.Host] = true
+		v.notConsumer(u.Host, path+".url")
+	}
+	if fu.Timeout != "" {
+		t, err := time.ParseDuration(fu.Timeout)
+		if err != nil || t <= 0 || t > maxUpstreamTimeout {
+			v.addf(path+".timeout", "%q: use a duration up to %s, such as 5s", fu.Timeout, maxUpstreamTimeout)
+		} else {
+			u.Timeout = t
+		}
+	}
+	for i, h := range fu.RedirectHosts {
+		n, err := normalizeServerHost(h)
+		if err != nil {
+			v.addf(fmt.Sprintf("%s.redirect_hosts[%d]", path, i), "%v", err)
+			continue
+		}
+		v.notConsumer(n, fmt.Sprintf("%s.redirect_hosts[%d]", path, i))
+		u.RedirectHosts[n] = true
+	}
+	return u
 }
 
 // notConsumer refuses consumer Outlook.com/Hotmail hosts (PROTOCOLS.md §7).

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"regexp"
+	"time"
+)
 
 // Thunderbird <authentication> values (Mozilla autoconfig, config-v1.1.xml).
 const (
@@ -160,3 +163,18 @@ func IsConsumerHost(host string) bool {
 
 // ConsumerHosts lists the exact consumer host names, for tests and doctor.
 func ConsumerHosts() []string { return append([]string(nil), consumerHosts...) }
+
+// hostToken finds host names in free text (URLs, element values).
+var hostToken = regexp.MustCompile(`(?i)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+`)
+
+// MentionsConsumerHost reports whether text names a consumer host
+// anywhere, as a whole host name (autodiscover-s.outlook.com is business,
+// s.outlook.com consumer).
+func MentionsConsumerHost(text string) bool {
+	for _, h := range hostToken.FindAllString(text, -1) {
+		if IsConsumerHost(h) {
+			return true
+		}
+	}
+	return false
+}

@@ -64,3 +64,18 @@ func (r Request) Schema() string {
 	}
 	return NSOutlookResponse
 }
+
+// Document renders the request, as sent to an upstream autodiscover.
+func (r Request) Document() *etree.Document {
+	ns := r.Namespace
+	if ns == "" {
+		ns = NSOutlookRequest
+	}
+	doc := newDocument()
+	root := doc.CreateElement("Autodiscover")
+	root.CreateAttr("xmlns", ns)
+	req := root.CreateElement("Request")
+	add(req, "EMailAddress", r.EMailAddress)
+	add(req, "AcceptableResponseSchema", r.Schema())
+	return doc
+}

@@ -1,0 +1,388 @@
+package autodiscover
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+	"github.com/autodiscover-proxy/autodiscover-proxy/xmlschema"
+	"github.com/beevik/etree"
+)
+
+// Upstream proxy mode (per domain, `upstream:`): POX requests go to another
+// autodiscover service, and its answer is corrected before the client
+// sees it. Whatever goes wrong upstream, the client gets the local answer.
+
+const (
+	maxUpstreamBody  = 256 << 10 // Exchange answers are a few KiB
+	maxUpstreamHops  = 5         // clients stop at 10; a few are plenty here
+	upstreamCacheTTL = time.Minute
+	upstreamCacheMax = 10000
+)
+
+// NewUpstreamClient is the HTTP client used for upstreams: certificates
+// verified against the system roots, TLS 1.2+, redirects not followed by
+// the client (upstreamPOX follows them under its own rules).
+func NewUpstreamClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	t.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: t, CheckRedirect: noRedirects}
+}
+
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// upstreamResult is what the proxy did, for the log and the metric.
+type upstreamResult string
+
+const (
+	upOK           upstreamResult = "ok"
+	upRewritten    upstreamResult = "rewritten"
+	upCached       upstreamResult = "cached"
+	upRelayed401   upstreamResult = "relayed_401"
+	upUnauthorized upstreamResult = "fallback_401"
+	upTimeout      upstreamResult = "fallback_timeout"
+	upConnError    upstreamResult = "fallback_connection"
+	upStatus       upstreamResult = "fallback_status"
+	upTooLarge     upstreamResult = "fallback_too_large"
+	upNotXML       upstreamResult = "fallback_not_xml"
+	upInvalid      upstreamResult = "fallback_invalid"
+	upRedirect     upstreamResult = "fallback_redirect"
+	upLoop         upstreamResult = "fallback_loop"
+)
+
+// upstreamAnswer is an answer to send as it is: a corrected document, or a
+// relayed 401.
+type upstreamAnswer struct {
+	status  int
+	body    []byte
+	wwwAuth []string
+}
+
+// upstreamPOX asks the domain's upstream. ok=false means: answer locally.
+func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Request, body []byte, auth string) (ans upstreamAnswer, res upstreamResult, ok bool) {
+	up := a.domain.Upstream
+	key := strings.ToLower(req.EMailAddress) + "|" + req.Schema()
+	if auth == "" {
+		if b, hit := s.cache.get(key, s.Now()); hit {
+			return upstreamAnswer{status: http.StatusOK, body: b}, upCached, true
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, up.Timeout)
+	defer cancel()
+
+	target, addr := up.URL, req.EMailAddress
+	seen := map[string]bool{}
+	for hop := 0; hop < maxUpstreamHops; hop++ {
+		if seen[target+"|"+addr] {
+			return ans, upLoop, false
+		}
+		seen[target+"|"+addr] = true
+		if addr != req.EMailAddress {
+			r := req
+			r.EMailAddress = addr
+			body, _ = r.Document().WriteToBytes()
+		}
+		resp, err := s.postUpstream(ctx, target, body, auth, up)
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return ans, upTimeout, false
+			}
+			return ans, upConnError, false
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+		resp.Body.Close()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return ans, upTimeout, false
+		case err != nil:
+			return ans, upConnError, false
+		case resp.StatusCode == http.StatusUnauthorized:
+			if up.RelayAuth {
+				return upstreamAnswer{status: http.StatusUnauthorized, wwwAuth: resp.Header.Values("WWW-Authenticate")}, upRelayed401, true
+			}
+			return ans, upUnauthorized, false
+		case resp.StatusCode == http.StatusFound || resp.StatusCode == http.StatusMovedPermanently ||
+			resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect:
+			// MS-OXDSCLI 3.2.5: a server SHOULD redirect to another URL with 302.
+			next, ok := allowedRedirect(target, resp.Header.Get("Location"), up)
+			if !ok {
+				return ans, upRedirect, false
+			}
+			target = next
+			continue
+		case resp.StatusCode != http.StatusOK:
+			return ans, upStatus, false
+		case len(data) > maxUpstreamBody:
+			return ans, upTooLarge, false
+		}
+		doc := etree.NewDocument()
+		if err := doc.ReadFromBytes(data); err != nil || doc.Root() == nil {
+			return ans, upNotXML, false
+		}
+		acct := doc.FindElement("/Autodiscover/Response/Account")
+		switch action := strings.TrimSpace(textOf(acct, "Action")); action {
+		case xmlschema.ActionRedirectURL:
+			next, ok := allowedRedirect(target, textOf(acct, "RedirectUrl"), up)
+			if !ok {
+				return ans, upRedirect, false
+			}
+			target = next
+			continue
+		case "redirectAddr":
+			next, err := config.ParseAddress(textOf(acct, "RedirectAddr"))
+			if err != nil {
+				return ans, upRedirect, false
+			}
+			addr = next.String()
+			continue
+		}
+		rewritten := rewriteConsumerHosts(doc, a.domain)
+		if err := validUpstreamAnswer(doc); err != nil {
+			return ans, upInvalid, false
+		}
+		out, err := doc.WriteToBytes()
+		if err != nil {
+			return ans, upInvalid, false
+		}
+		if !bytes.HasPrefix(out, []byte("<?xml")) {
+			out = append([]byte(`<?xml version="1.0" encoding="utf-8"?>`+"\n"), out...)
+		}
+		// Answers to authenticated requests are the user's own: never kept.
+		if auth == "" {
+			s.cache.put(key, out, s.Now())
+		}
+		res = upOK
+		if rewritten {
+			res = upRewritten
+		}
+		return upstreamAnswer{status: http.StatusOK, body: out}, res, true
+	}
+	return ans, upLoop, false
+}
+
+// postUpstream sends one POX request. Authorization goes only to the
+// configured upstream host, and only over TLS (the URL scheme was checked).
+func (s *Server) postUpstream(ctx context.Context, target string, body []byte, auth string, up *config.Upstream) (*http.Response, error) {
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Set("Content-Type", contentTypeXML)
+	r.Header.Set("User-Agent", "autodiscover-proxy")
+	if auth != "" && r.URL.Scheme == "https" && strings.EqualFold(r.URL.Hostname(), up.Host) {
+		r.Header.Set("Authorization", auth)
+	}
+	return s.UpstreamClient.Do(r)
+}
+
+// allowedRedirect resolves a redirect and accepts only https URLs on the
+// domain's allow-list.
+func allowedRedirect(from, to string, up *config.Upstream) (string, bool) {
+	base, err := url.Parse(from)
+	if err != nil {
+		return "", false
+	}
+	u, err := base.Parse(strings.TrimSpace(to))
+	if err != nil || u.Scheme != "https" || u.User != nil || !up.RedirectHosts[strings.ToLower(u.Hostname())] {
+		return "", false
+	}
+	return u.String(), true
+}
+
+func textOf(e *etree.Element, child string) string {
+	if e == nil {
+		return ""
+	}
+	if c := e.SelectElement(child); c != nil {
+		return strings.TrimSpace(c.Text())
+	}
+	return ""
+}
+
+// rewriteConsumerHosts replaces every consumer Outlook.com/Hotmail endpoint
+// in an upstream answer with the domain's business endpoint of the same
+// kind, and removes what has no business counterpart. It reports whether
+// anything changed.
+func rewriteConsumerHosts(doc *etree.Document, d *config.Domain) bool {
+	changed := false
+	servers := map[string]*config.Server{xmlschema.TypeIMAP: d.IMAP, xmlschema.TypePOP3: d.POP3, xmlschema.TypeSMTP: d.SMTP}
+	for _, p := range doc.FindElements("//Protocol") {
+		typ := textOf(p, "Type")
+		srv, isMail := servers[typ]
+		if !isMail || !config.MentionsConsumerHost(textOf(p, "Server")) {
+			continue
+		}
+		changed = true
+		if srv == nil {
+			p.Parent().RemoveChild(p)
+			continue
+		}
+		enc, ssl := map[config.Security]string{config.SecuritySSL: xmlschema.EncryptionSSL, config.SecurityStartTLS: xmlschema.EncryptionTLS}[srv.Security], "on"
+		if enc == "" {
+			enc, ssl = xmlschema.EncryptionNone, "off"
+		}
+		setChild(p, "Server", srv.Host)
+		setChild(p, "Port", strconv.Itoa(srv.Port))
+		setChild(p, "SSL", ssl)
+		setChild(p, "Encryption", enc)
+	}
+	// Everything else that names a consumer host: URLs get the domain's
+	// own, anything without a counterpart goes.
+	var walk func(e *etree.Element)
+	walk = func(e *etree.Element) {
+		for _, a := range append([]etree.Attr(nil), e.Attr...) {
+			if config.MentionsConsumerHost(a.Value) {
+				e.RemoveAttr(a.FullKey())
+				changed = true
+			}
+		}
+		for _, c := range e.ChildElements() {
+			if len(c.ChildElements()) > 0 {
+				walk(c)
+				continue
+			}
+			if !config.MentionsConsumerHost(c.Text()) {
+				continue
+			}
+			changed = true
+			switch repl := replacementURL(c, d); {
+			case repl != "":
+				c.SetText(repl)
+			case c.Tag == "Url" || c.Tag == "Name":
+				// A mobilesync Server without a business ActiveSync URL.
+				if srv := c.Parent(); srv.Tag == "Server" && srv.Parent() != nil {
+					srv.Parent().RemoveChild(srv)
+				} else {
+					e.RemoveChild(c)
+				}
+			default:
+				e.RemoveChild(c)
+			}
+		}
+	}
+	if root := doc.Root(); root != nil {
+		walk(root)
+	}
+	return changed
+}
+
+// replacementURL is the domain's business URL for an element that held a
+// consumer one, or "".
+func replacementURL(e *etree.Element, d *config.Domain) string {
+	switch e.Tag {
+	case "EwsUrl", "ASUrl":
+		return d.EWSURL
+	case "Url", "Name":
+		return d.ActiveSyncURL
+	case "Server":
+		return urlHost(d.EWSURL)
+	}
+	return ""
+}
+
+func setChild(e *etree.Element, tag, text string) {
+	c := e.SelectElement(tag)
+	if c == nil {
+		c = e.CreateElement(tag)
+	}
+	c.SetText(text)
+}
+
+// validUpstreamAnswer re-validates a corrected answer: a POX settings
+// document (outlook or mobilesync) that names no consumer host anywhere.
+// An upstream error document is not passed on: the local answer is better.
+func validUpstreamAnswer(doc *etree.Document) error {
+	root := doc.Root()
+	if root.Tag != "Autodiscover" || root.NamespaceURI() != xmlschema.NSResponse {
+		return errors.New("root is not {responseschema/2006}Autodiscover")
+	}
+	resp := root.SelectElement("Response")
+	if resp == nil {
+		return errors.New("no Response")
+	}
+	switch resp.NamespaceURI() {
+	case xmlschema.NSOutlookResponse:
+		acct := resp.SelectElement("Account")
+		if acct == nil || textOf(acct, "Action") != xmlschema.ActionSettings || len(acct.SelectElements("Protocol")) == 0 {
+			return errors.New("outlook answer without settings")
+		}
+	case xmlschema.NSMobileSyncResponse:
+		if resp.FindElement("Action/Settings/Server") == nil {
+			return errors.New("mobilesync answer without a server")
+		}
+	default:
+		return fmt.Errorf("Response namespace %q", resp.NamespaceURI())
+	}
+	var bad error
+	var walk func(e *etree.Element)
+	walk = func(e *etree.Element) {
+		for _, a := range e.Attr {
+			if config.MentionsConsumerHost(a.Value) {
+				bad = fmt.Errorf("attribute %s names a consumer host", a.FullKey())
+			}
+		}
+		if config.MentionsConsumerHost(e.Text()) {
+			bad = fmt.Errorf("<%s> names a consumer host", e.Tag)
+		}
+		for _, c := range e.ChildElements() {
+			walk(c)
+		}
+	}
+	walk(root)
+	return bad
+}
+
+// upstreamCache keeps answers to unauthenticated requests briefly, keyed
+// by address and schema.
+type upstreamCache struct {
+	mu sync.Mutex
+	m  map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	body    []byte
+	expires time.Time
+}
+
+func (c *upstreamCache) get(key string, now time.Time) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok || !now.Before(e.expires) {
+		return nil, false
+	}
+	return e.body, true
+}
+
+func (c *upstreamCache) put(key string, body []byte, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cacheEntry{}
+	}
+	if len(c.m) >= upstreamCacheMax {
+		for k, e := range c.m {
+			if !now.Before(e.expires) {
+				delete(c.m, k)
+			}
+		}
+		for k := range c.m { // still full: drop any entries
+			if len(c.m) < upstreamCacheMax {
+				break
+			}
+			delete(c.m, k)
+		}
+	}
+	c.m[key] = cacheEntry{body: body, expires: now.Add(upstreamCacheTTL)}
+}

@@ -1,0 +1,326 @@
+package autodiscover
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
+	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+const upstreamTimeout = 300 * time.Millisecond
+
+// fakeUpstreams runs TLS servers for upstream.example and other.example on
+// loopback, with a certificate the proxy's client verifies.
+type fakeUpstreams struct {
+	client *http.Client
+	url    map[string]string // host -> https://host:port
+	hits   map[string]*atomic.Int32
+	auth   map[string]*atomic.Value // last Authorization seen per host
+}
+
+func startUpstreams(t *testing.T, handlers map[string]http.HandlerFunc) *fakeUpstreams {
+	t.Helper()
+	cert, err := certs.SelfSigned([]string{"upstream.example", "other.example"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert.Leaf)
+	f := &fakeUpstreams{url: map[string]string{}, hits: map[string]*atomic.Int32{}, auth: map[string]*atomic.Value{}}
+	addrs := map[string]string{}
+	for host, h := range handlers {
+		hits, auth := &atomic.Int32{}, &atomic.Value{}
+		auth.Store("")
+		f.hits[host], f.auth[host] = hits, auth
+		ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			auth.Store(r.Header.Get("Authorization"))
+			h(w, r)
+		}))
+		ts.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
+		ts.StartTLS()
+		t.Cleanup(ts.Close)
+		_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
+		f.url[host] = "https://" + host + ":" + port
+		addrs[host+":"+port] = ts.Listener.Addr().String()
+	}
+	c := NewUpstreamClient()
+	tr := c.Transport.(*http.Transport)
+	tr.TLSClientConfig.RootCAs = roots
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		real, ok := addrs[addr]
+		if !ok {
+			return nil, fmt.Errorf("test: no upstream %s", addr)
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, real) // loopback only
+	}
+	f.client = c
+	return f
+}
+
+func upstreamProxy(t *testing.T, f *fakeUpstreams, extra string, logs io.Writer) *Server {
+	t.Helper()
+	y := fmt.Sprintf("domains:\n  - name: contoso.com\n    provider: microsoft365\n    upstream:\n      url: %s/autodiscover/autodiscover.xml\n      timeout: %s\n%s",
+		f.url["upstream.example"], upstreamTimeout, extra)
+	cfg, err := config.Parse([]byte(y), "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.UpstreamClient = f.client
+	s.Log = slog.New(slog.NewTextHandler(logs, nil))
+	s.Metrics = NewMetrics(prometheus.NewRegistry())
+	s.Now = time.Now
+	return s
+}
+
+func askPOX(s *Server, auth string) (*httptest.ResponseRecorder, time.Duration) {
+	r := httptest.NewRequest("POST", "/autodiscover/autodiscover.xml", strings.NewReader(poxBody(reqOutlook, "jane@contoso.com", respOutlook)))
+	r.Host = "autodiscover.contoso.com"
+	if auth != "" {
+		r.Header.Set("Authorization", auth)
+	}
+	w := httptest.NewRecorder()
+	start := time.Now()
+	s.HTTPSHandler().ServeHTTP(w, r)
+	return w, time.Since(start)
+}
+
+// consumerAnswer is what Outlook.com's autodiscover hands a business user.
+func consumerAnswer(addr string) string {
+	return `<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006">
+  <Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a">
+    <User><DisplayName>Jane</DisplayName><AutoDiscoverSMTPAddress>` + addr + `</AutoDiscoverSMTPAddress></User>
+    <Account>
+      <AccountType>email</AccountType>
+      <Action>settings</Action>
+      <Protocol><Type>IMAP</Type><Server>imap-mail.outlook.com</Server><Port>993</Port><LoginName>` + addr + `</LoginName><SPA>off</SPA><SSL>on</SSL><Encryption>SSL</Encryption></Protocol>
+      <Protocol><Type>POP3</Type><Server>pop-mail.outlook.com</Server><Port>995</Port><LoginName>` + addr + `</LoginName><SPA>off</SPA><SSL>on</SSL><Encryption>SSL</Encryption></Protocol>
+      <Protocol><Type>SMTP</Type><Server>smtp-mail.outlook.com</Server><Port>587</Port><LoginName>` + addr + `</LoginName><SPA>off</SPA><SSL>on</SSL><Encryption>TLS</Encryption></Protocol>
+      <Protocol><Type>EXCH</Type><Server>s.outlook.com</Server><EwsUrl>https://s.outlook.com/EWS/Exchange.asmx</EwsUrl><OABUrl>https://m.hotmail.com/OAB/</OABUrl></Protocol>
+      <Protocol><Type>EXPR</Type><Server>s.outlook.com</Server><EwsUrl>https://s.outlook.com/EWS/Exchange.asmx</EwsUrl></Protocol>
+    </Account>
+  </Response>
+</Autodiscover>`
+}
+
+func xmlHandler(body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		io.WriteString(w, body)
+	}
+}
+
+func redirectTo(url string) http.HandlerFunc {
+	return xmlHandler(`<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><Account><AccountType>email</AccountType><Action>redirectUrl</Action><RedirectUrl>` + url + `</RedirectUrl></Account></Response></Autodiscover>`)
+}
+
+// wantLocalAnswer: the client got the proxy's own business answer, fast.
+func wantLocalAnswer(t *testing.T, w *httptest.ResponseRecorder, took time.Duration) {
+	t.Helper()
+	if took > upstreamTimeout+time.Second {
+		t.Errorf("answered after %v; the upstream timeout is %v", took, upstreamTimeout)
+	}
+	if w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	p, err := clientcheck.ReadPOX(w.Header().Get("Content-Type"), w.Body.Bytes())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, w.Body)
+	}
+	if !reflect.DeepEqual(p.Servers, m365("jane@contoso.com")) || p.EwsURL != m365EWS {
+		t.Errorf("not the business answer: %+v", p)
+	}
+}
+
+func upstreamCount(s *Server, res upstreamResult) float64 {
+	return testutil.ToFloat64(s.Metrics.upstream.WithLabelValues("contoso.com", string(res)))
+}
+
+// Every fault gets the local business answer within the timeout plus a
+// margin, and a metric and a log line say what happened.
+func TestUpstreamFaults(t *testing.T) {
+	hugeBody := `<?xml version="1.0"?><Autodiscover>` + strings.Repeat("<x/>", maxUpstreamBody/4+10) + `</Autodiscover>`
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		want    upstreamResult
+	}{
+		{"slower than the timeout", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(5 * time.Second):
+			case <-r.Context().Done():
+			}
+		}, upTimeout},
+		{"connection reset", func(w http.ResponseWriter, r *http.Request) {
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.(*tls.Conn).NetConn().(*net.TCPConn).SetLinger(0)
+			conn.Close()
+		}, upConnError},
+		{"garbage", xmlHandler("this is not XML <<<"), upNotXML},
+		{"body past the cap", xmlHandler(hugeBody), upTooLarge},
+		{"500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) }, upStatus},
+		{"401 without relay", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="x"`)
+			w.WriteHeader(401)
+		}, upUnauthorized},
+		{"upstream error document", xmlHandler(`<?xml version="1.0"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response><Error Time="1" Id="2"><ErrorCode>500</ErrorCode><Message>x</Message></Error></Response></Autodiscover>`), upInvalid},
+		{"redirect to a host not allowed", redirectTo("https://evil.example/autodiscover/autodiscover.xml"), upRedirect},
+		{"redirect to http", redirectTo("http://upstream.example/autodiscover/autodiscover.xml"), upRedirect},
+		{"302 to a host not allowed", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "https://evil.example/autodiscover/autodiscover.xml", http.StatusFound)
+		}, upRedirect},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startUpstreams(t, map[string]http.HandlerFunc{"upstream.example": tc.handler})
+			var logs bytes.Buffer
+			s := upstreamProxy(t, f, "", &logs)
+			w, took := askPOX(s, "")
+			wantLocalAnswer(t, w, took)
+			if f.hits["upstream.example"].Load() == 0 {
+				t.Error("the upstream was never asked")
+			}
+			if n := upstreamCount(s, tc.want); n != 1 {
+				t.Errorf("metric %s = %v, want 1; log:\n%s", tc.want, n, logs.String())
+			}
+			if !strings.Contains(logs.String(), "upstream="+string(tc.want)) {
+				t.Errorf("log does not say %s:\n%s", tc.want, logs.String())
+			}
+		})
+	}
+}
+
+// A redirect loop between two allowed hosts is detected.
+func TestUpstreamRedirectLoop(t *testing.T) {
+	var f *fakeUpstreams
+	f = startUpstreams(t, map[string]http.HandlerFunc{
+		"upstream.example": func(w http.ResponseWriter, r *http.Request) {
+			redirectTo(f.url["other.example"]+"/autodiscover/autodiscover.xml")(w, r)
+		},
+		"other.example": func(w http.ResponseWriter, r *http.Request) {
+			redirectTo(f.url["upstream.example"]+"/autodiscover/autodiscover.xml")(w, r)
+		},
+	})
+	s := upstreamProxy(t, f, "      redirect_hosts: [other.example]\n", io.Discard)
+	w, took := askPOX(s, "")
+	wantLocalAnswer(t, w, took)
+	if upstreamCount(s, upLoop) != 1 {
+		t.Error("loop not counted")
+	}
+	if h := f.hits["upstream.example"].Load() + f.hits["other.example"].Load(); h > maxUpstreamHops {
+		t.Errorf("%d hops for a loop", h)
+	}
+}
+
+// An answer full of consumer hosts is rewritten to the business endpoints
+// and re-validated; the Authorization header goes to the configured
+// upstream only (not to a redirect target on another host), and is never
+// logged; authenticated answers are never cached.
+func TestUpstreamRewriteAuthAndCache(t *testing.T) {
+	var f *fakeUpstreams
+	f = startUpstreams(t, map[string]http.HandlerFunc{
+		"upstream.example": func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "" {
+				redirectTo(f.url["other.example"]+"/autodiscover/autodiscover.xml")(w, r)
+				return
+			}
+			xmlHandler(consumerAnswer("jane@contoso.com"))(w, r)
+		},
+		"other.example": xmlHandler(consumerAnswer("jane@contoso.com")),
+	})
+	var logs bytes.Buffer
+	s := upstreamProxy(t, f, "      redirect_hosts: [other.example]\n", &logs)
+
+	for i := range 2 {
+		w, _ := askPOX(s, "")
+		p, err := clientcheck.ReadPOX(w.Header().Get("Content-Type"), w.Body.Bytes())
+		if err != nil {
+			t.Fatalf("rewritten answer unreadable: %v\n%s", err, w.Body)
+		}
+		if !reflect.DeepEqual(p.Servers, m365("jane@contoso.com")) || p.EwsURL != m365EWS {
+			t.Errorf("request %d: rewritten servers %+v ews %s", i, p.Servers, p.EwsURL)
+		}
+		if h := consumerHostIn(w.Body.String()); h != "" {
+			t.Errorf("consumer host %s left in:\n%s", h, w.Body)
+		}
+		if !strings.Contains(w.Body.String(), "<DisplayName>Jane</DisplayName>") {
+			t.Error("the upstream's own parts were not kept")
+		}
+	}
+	if n := f.hits["upstream.example"].Load(); n != 1 {
+		t.Errorf("unauthenticated requests reached the upstream %d times, want 1 (then the cache)", n)
+	}
+	if upstreamCount(s, upRewritten) != 1 || upstreamCount(s, upCached) != 1 {
+		t.Errorf("metrics rewritten %v cached %v", upstreamCount(s, upRewritten), upstreamCount(s, upCached))
+	}
+
+	secret := "Basic " + base64.StdEncoding.EncodeToString([]byte("jane@contoso.com:Pa55word!"))
+	for range 2 {
+		w, _ := askPOX(s, secret)
+		if w.Code != 200 || consumerHostIn(w.Body.String()) != "" {
+			t.Fatalf("authenticated answer %d:\n%s", w.Code, w.Body)
+		}
+	}
+	if n := f.hits["upstream.example"].Load(); n != 3 {
+		t.Errorf("authenticated requests reached the upstream %d times in all, want 3: they are never cached", n)
+	}
+	if got := f.auth["upstream.example"].Load(); got != secret {
+		t.Errorf("upstream got Authorization %q", got)
+	}
+	if got := f.auth["other.example"].Load(); got != "" {
+		t.Errorf("the redirect target on another host got Authorization %q", got)
+	}
+	if strings.Contains(logs.String(), "Pa55word") || strings.Contains(logs.String(), secret[6:]) {
+		t.Errorf("Authorization logged:\n%s", logs.String())
+	}
+}
+
+// With relay_auth, an upstream 401 and its challenge reach the client.
+func TestUpstreamRelay401(t *testing.T) {
+	f := startUpstreams(t, map[string]http.HandlerFunc{"upstream.example": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("WWW-Authenticate", `Basic realm="autodiscover"`)
+		w.Header().Add("WWW-Authenticate", "Negotiate")
+		w.WriteHeader(401)
+	}})
+	s := upstreamProxy(t, f, "      relay_auth: true\n", io.Discard)
+	w, _ := askPOX(s, "")
+	if w.Code != 401 || !reflect.DeepEqual(w.Header().Values("WWW-Authenticate"), []string{`Basic realm="autodiscover"`, "Negotiate"}) {
+		t.Errorf("status %d, WWW-Authenticate %q", w.Code, w.Header().Values("WWW-Authenticate"))
+	}
+}
+
+func TestUpstreamConfig(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"url: http://x.example/a.xml", "not an https URL"},
+		{"url: https://x.example/a.xml\n      timeout: 10m", "duration up to"},
+		{"url: https://smtp-mail.outlook.com/a.xml", "consumer"},
+		{"url: https://x.example/a.xml\n      redirect_hosts: [m.hotmail.com]", "consumer"},
+	} {
+		_, err := config.Parse([]byte("domains:\n  - name: a.com\n    provider: microsoft365\n    upstream:\n      "+tc.yaml+"\n"), "t", "")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
