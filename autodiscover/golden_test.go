@@ -387,6 +387,7 @@ func exchanges() []exchange {
 	plainAutoconfig.read = hostOnly.read
 	postHTTP := post("http-pox-post-308", poxBody(reqOutlook, "jane@contoso.com", respOutlook), http.StatusPermanentRedirect, nil)
 	postHTTP.http = true
+	ex = append(ex, appleExchanges()...)
 	return append(ex, after, hostOnly, plainAutoconfig, postHTTP,
 		httpGet("http-pox-get-302", "/Autodiscover/Autodiscover.xml", "autodiscover.contoso.com", http.StatusFound),
 		httpGet("http-pox-get-unknown-host-404", "/autodiscover/autodiscover.xml", "autodiscover.evil.example", http.StatusNotFound),

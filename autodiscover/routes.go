@@ -26,6 +26,12 @@ func (s *Server) HTTPSHandler() http.Handler {
 	for _, p := range autoconfigPaths {
 		route(r, exactFold(p), s.autoconfig, http.MethodGet, http.MethodHead)
 	}
+	// Apple configuration profiles: iPhone, iPad, Mac users (from the setup page).
+	route(r, exactFold("/mobileconfig"), s.mobileconfig, http.MethodGet, http.MethodHead)
+	route(r, prefixFold(mobileconfigPrefix), s.mobileconfig, http.MethodGet, http.MethodHead)
+	// The setup page for people, on the autodiscover and autoconfig hosts.
+	route(r, exactFold("/"), s.setup, http.MethodGet, http.MethodHead)
+	route(r, exactFold("/setup"), s.setup, http.MethodGet, http.MethodHead)
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
 	return s.observe(r)

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 )
 
@@ -31,6 +32,9 @@ type Server struct {
 	HTTPSPort int
 	// Metrics counts requests; nil counts nothing.
 	Metrics *Metrics
+	// Certificates sign Apple profiles; nil or untrusted (development)
+	// serves them unsigned.
+	Certificates certs.Provider
 	// UpstreamClient talks to domains' upstreams (NewUpstreamClient).
 	UpstreamClient *http.Client
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/smallstep/pkcs7"
 )
 
 // Provider is a source of the certificates served in TLS handshakes.
@@ -73,3 +75,36 @@ func (s *Static) Cached(_ context.Context, host string) (*tls.Certificate, error
 }
 
 func (s *Static) Trusted() bool { return s.trusted }
+
+// SignCMS signs data as Apple profiles are signed: CMS SignedData, SHA-256,
+// the content embedded, DER, with c's leaf and key and its intermediates
+// (PROTOCOLS.md §6; the equivalent of openssl smime -sign -nodetach
+// -outform der). smallstep/pkcs7 defaults to SHA-1, hence the explicit
+// digest.
+func SignCMS(data []byte, c *tls.Certificate) ([]byte, error) {
+	leaf, err := Leaf(c)
+	if err != nil {
+		return nil, err
+	}
+	var parents []*x509.Certificate
+	for _, der := range c.Certificate[1:] {
+		p, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("sign: intermediate: %w", err)
+		}
+		parents = append(parents, p)
+	}
+	sd, err := pkcs7.NewSignedData(data)
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	if err := sd.AddSignerChain(leaf, c.PrivateKey, parents, pkcs7.SignerInfoConfig{}); err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	der, err := sd.Finish()
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	return der, nil
+}

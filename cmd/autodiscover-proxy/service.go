@@ -60,6 +60,7 @@ func newService(cfgFile string, cfg *config.Config, withTLS bool, log *slog.Logg
 		if err := s.newCertificates(cfg); err != nil {
 			return nil, err
 		}
+		srv.Certificates = s.certs // Apple profiles are signed with them
 	}
 	return s, nil
 }
