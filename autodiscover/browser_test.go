@@ -1,0 +1,164 @@
+package autodiscover
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+	"github.com/smallstep/pkcs7"
+)
+
+// chromiumPath finds Debian's chromium; in CI its absence is a failure
+// (.ci/run installs it), elsewhere the test is skipped.
+func chromiumPath(t *testing.T) string {
+	for _, p := range []string{"chromium", "chromium-browser"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium not installed: .ci/run installs Debian's chromium")
+	}
+	t.Skip("chromium not installed (apt-get install chromium)")
+	return ""
+}
+
+// artifactDir is where the test keeps its screenshot: $ARTIFACTS_DIR, or
+// testdata/artifacts (not committed).
+func artifactDir(t *testing.T) string {
+	dir := os.Getenv("ARTIFACTS_DIR")
+	if dir == "" {
+		dir = filepath.Join("testdata", "artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A person on a phone-sized window: open the setup page, enter an address,
+// see the settings table with the right hosts, follow the profile link and
+// get a signed profile.
+func TestSetupPageInChromium(t *testing.T) {
+	exe := chromiumPath(t)
+	dir := t.TempDir()
+	cert, roots, _ := testChain(t, dir, "autodiscover.contoso.com")
+	s := newTestServer(t, beforeCutoff, io.Discard)
+	s.Certificates = certs.NewStatic(cert, true)
+	ts := httptest.NewUnstartedServer(s.HTTPSHandler())
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	ts.StartTLS()
+	defer ts.Close()
+	_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
+	s.HTTPSPort, _ = strconv.Atoi(port)
+	base := "https://autodiscover.contoso.com:" + port
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.UserDataDir(filepath.Join(dir, "profile")),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		// Loopback only: the test host name resolves to 127.0.0.1, nothing else resolves.
+		chromedp.Flag("host-resolver-rules", "MAP autodiscover.contoso.com 127.0.0.1, MAP * ~NOTFOUND"),
+		// The test CA is not in chromium's store; the Go checks below verify the chain.
+		chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.WindowSize(390, 844),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+
+	downloads := filepath.Join(dir, "downloads")
+	yes := true
+	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads, EventsEnabled: &yes,
+	}); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	email, submit, link := chromedp.CSS("#email"), chromedp.CSS("button[type=submit]"), chromedp.CSS(`a[href*="mobileconfig"]`)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(email),
+		chromedp.SendKeys(email, "jane@contoso.com"),
+		chromedp.Click(submit),
+		chromedp.WaitVisible(chromedp.CSS("table")),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	label, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("label[for=email]")))
+	if err != nil || label != "Your e-mail address" {
+		t.Errorf("the address field's label is %q (%v)", label, err)
+	}
+	table, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("table")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"outlook.office365.com", "993", "995", "smtp.office365.com", "587", "STARTTLS", "jane@contoso.com"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("settings table lacks %q:\n%s", want, table)
+		}
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
+	if err != nil {
+		t.Fatal(err)
+	}
+	shotFile := filepath.Join(artifactDir(t), "setup-page.png")
+	if err := os.WriteFile(shotFile, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", shotFile)
+	href, err := chromedp.Run(ctx, chromedp.AttributeValue(link, "href"))
+	if want := base + "/mobileconfig?email=jane%40contoso.com"; err != nil || href.Value != want {
+		t.Fatalf("profile link %q (%v), want %q", href.Value, err, want)
+	}
+
+	// Follow the link: the browser downloads the profile.
+	progress := chromedp.BrowserEvents(ctx, browser.DownloadProgress) // subscribed from here on
+	if err := chromedp.Do(ctx, chromedp.Click(link)); err != nil {
+		t.Fatalf("click the profile link: %v", err)
+	}
+	var guid string
+	for ev, err := range progress {
+		if err != nil {
+			t.Fatalf("the profile download did not complete: %v", err)
+		}
+		if ev.State == browser.DownloadProgressStateCompleted {
+			guid = ev.GUID
+			break
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(downloads, guid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p7, err := pkcs7.Parse(data)
+	if err != nil {
+		t.Fatalf("downloaded profile is not CMS: %v", err)
+	}
+	if err := p7.VerifyWithChain(roots); err != nil {
+		t.Fatalf("downloaded profile's signature: %v", err)
+	}
+	_, payloads := readProfile(t, p7.Content)
+	if payloads[0]["PayloadType"] != "com.apple.eas.account" || payloads[0]["EmailAddress"] != "jane@contoso.com" {
+		t.Errorf("downloaded profile payload %v", payloads[0])
+	}
+}
