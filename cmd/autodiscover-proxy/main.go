@@ -1,5 +1,5 @@
 // Command autodiscover-proxy answers mail-client autoconfiguration for the
-// configured domains. Subcommands: serve, check-config.
+// configured domains. Subcommands: serve, check-config, dns, doctor, render.
 package main
 
 import (
@@ -16,6 +16,9 @@ const usage = `usage: autodiscover-proxy <command> [flags]
 commands:
   serve          answer autodiscover and autoconfig requests
   check-config   validate a config file and print what it serves
+  dns            print the DNS records the configured domains need
+  doctor         check DNS, the hosts file and the running service
+  render         print exactly what one client receives for one address
 
 Each command takes -h for its flags and an example.
 
@@ -41,6 +44,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		err = checkConfig(ctx, args[1:], stdout, stderr)
+	case "dns":
+		err = dnsCommand(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		err = doctorCommand(ctx, args[1:], stdout, stderr)
+	case "render":
+		err = renderCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -53,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errUsage:
 		return 2
+	case errFindings:
+		return 1
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "autodiscover-proxy %s: %v\n", args[0], err)

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/autodiscover"
+	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+const testConfig = "../../autodiscover/testdata/config.yaml"
+
+func runCmd(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		os.WriteFile(path, got, 0o644)
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test ./cmd/autodiscover-proxy -update creates it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s:\n%s", path, got)
+	}
+}
+
+func TestDNSCommand(t *testing.T) {
+	code, zone, errs := runCmd("dns", "-config", testConfig, "-target", "proxy.example.net")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	golden(t, "dns.zone", []byte(zone))
+	code, js, _ := runCmd("dns", "-config", testConfig, "-target", "proxy.example.net", "-format", "json")
+	if code != 0 {
+		t.Fatal(code)
+	}
+	golden(t, "dns.json", []byte(js))
+	var records []map[string]any
+	if err := json.Unmarshal([]byte(js), &records); err != nil || len(records) == 0 {
+		t.Fatalf("json: %v", err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"dns", "-config", testConfig, "-format", "bind"}, 2, `-format "bind": use zone or json`},
+		{[]string{"dns", "-config", testConfig, "-target", "not a host"}, 1, `-target "not a host"`},
+		{[]string{"dns", "-h"}, 0, "example: autodiscover-proxy dns"},
+	} {
+		if code, _, errs := runCmd(tc.args...); code != tc.code || !strings.Contains(errs, tc.want) {
+			t.Errorf("%q: exit %d %q, want %d %q", tc.args, code, errs, tc.code, tc.want)
+		}
+	}
+}
+
+// render prints, byte for byte, what the handler answers that client.
+func TestRenderCommand(t *testing.T) {
+	cfg, err := config.Load(testConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := autodiscover.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, client := range clientcheck.Clients {
+		code, out, errs := runCmd("render", "-config", testConfig, "-email", "jane@contoso.com", "-client", client)
+		if code != 0 {
+			t.Errorf("%s: exit %d: %s", client, code, errs)
+			continue
+		}
+		p, _ := clientcheck.ProbeFor(client, "jane@contoso.com", "")
+		r := httptest.NewRequest(p.Method, p.Path, strings.NewReader(p.Body))
+		r.Host = "autodiscover.contoso.com"
+		w := httptest.NewRecorder()
+		srv.HTTPSHandler().ServeHTTP(w, r)
+		if out != w.Body.String() {
+			t.Errorf("%s: render differs from the handler:\n%s\n---\n%s", client, out, w.Body)
+		}
+		if _, err := p.Read(w.Header().Get("Content-Type"), []byte(out)); err != nil {
+			t.Errorf("%s: %v", client, err)
+		}
+	}
+	if code, out, _ := runCmd("render", "-config", testConfig, "-email", "eve@unknown.example", "-client", "outlook"); code != 0 || !strings.Contains(out, "<ErrorCode>500</ErrorCode>") {
+		t.Errorf("unknown domain: exit %d\n%s", code, out)
+	}
+	if code, out, _ := runCmd("render", "-config", testConfig, "-email", "eve@unknown.example", "-client", "thunderbird"); code != 1 || !strings.Contains(out, "no mail configuration") {
+		t.Errorf("unknown domain, thunderbird: exit %d %q", code, out)
+	}
+	for _, args := range [][]string{{"render", "-email", "a@b.com"}, {"render", "-email", "a@b.com", "-client", "pine"}} {
+		if code, _, errs := runCmd(args...); code != 2 || errs == "" {
+			t.Errorf("%q: exit %d", args, code)
+		}
+	}
+}
+
+// doctor against a running serve: hosts-file failures make it exit 1 with
+// a fix per finding; with a clean hosts file and a trusted certificate,
+// every live check passes.
+func TestDoctorCommand(t *testing.T) {
+	r := startServe(t)
+	// serve's development certificate, trusted as a private CA.
+	conn, err := tls.Dial("tcp", r.https, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: conn.ConnectionState().PeerCertificates[0].Raw}), 0o600)
+	conn.Close()
+
+	code, out, errs := runCmd("doctor", "-skip-dns", "-hosts", "../../doctor/testdata/hosts-stale", "-connect", r.https, "-ca", ca)
+	if code != 1 {
+		t.Errorf("stale hosts file: exit %d, want 1\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"FAIL  hosts  ../../doctor/testdata/hosts-stale:3: pins outlook.office365.com", "fix: delete line 3", "PASS  live   autodiscover.example.com outlook"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	code, out, _ = runCmd("doctor", "-skip-dns", "example.com", "-hosts", "../../doctor/testdata/hosts-clean", "-connect", r.https, "-ca", ca, "-json")
+	var fs []map[string]string
+	if err := json.Unmarshal([]byte(out), &fs); err != nil {
+		t.Fatalf("-json after a domain argument: %v\n%s", err, out)
+	}
+	if code != 0 {
+		t.Errorf("clean: exit %d\n%s", code, out)
+	}
+	live := 0
+	for _, f := range fs {
+		if f["check"] == "live" {
+			live++
+			if f["level"] == "fail" {
+				t.Errorf("%v", f)
+			}
+		}
+	}
+	if live < 6 {
+		t.Errorf("%d live findings", live)
+	}
+
+	// DNS through an unreachable resolver fails with a reason.
+	code, out, _ = runCmd("doctor", "-skip-live", "-resolver", "127.0.0.1:1", "-hosts", "../../doctor/testdata/hosts-clean")
+	if code != 1 || !strings.Contains(out, "FAIL  dns    autodiscover.example.com: query") {
+		t.Errorf("unreachable resolver: exit %d\n%s", code, out)
+	}
+	if code, _, errs := runCmd("doctor", "-skip-live", "-skip-dns", "nowhere.example"); code != 1 || !strings.Contains(errs, "nowhere.example is not a configured domain") {
+		t.Errorf("unknown domain argument: exit %d %q", code, errs)
+	}
+	if code, _, errs := runCmd("doctor", "-h"); code != 0 || !strings.Contains(errs, "example: autodiscover-proxy doctor") {
+		t.Errorf("-h: exit %d", code)
+	}
+}

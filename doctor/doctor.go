@@ -1,0 +1,291 @@
+package doctor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+	"github.com/miekg/dns"
+)
+
+// Level is how bad a finding is.
+type Level string
+
+const (
+	Pass Level = "pass"
+	Warn Level = "warn"
+	Fail Level = "fail"
+)
+
+// Finding is one result, with a one-line fix for anything not passing.
+type Finding struct {
+	Level   Level  `json:"level"`
+	Check   string `json:"check"` // dns, hosts, live
+	Subject string `json:"subject"`
+	Message string `json:"message"`
+	Fix     string `json:"fix,omitempty"`
+}
+
+// Failed reports whether any finding failed.
+func Failed(fs []Finding) bool {
+	for _, f := range fs {
+		if f.Level == Fail {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteText writes one line per finding, and its fix under it.
+func WriteText(w io.Writer, fs []Finding) {
+	counts := map[Level]int{}
+	for _, f := range fs {
+		counts[f.Level]++
+		fmt.Fprintf(w, "%-4s  %-5s  %s: %s\n", strings.ToUpper(string(f.Level)), f.Check, f.Subject, f.Message)
+		if f.Fix != "" {
+			fmt.Fprintf(w, "             fix: %s\n", f.Fix)
+		}
+	}
+	fmt.Fprintf(w, "\n%d passed, %d warnings, %d failed\n", counts[Pass], counts[Warn], counts[Fail])
+}
+
+// WriteJSON writes the findings as a JSON array.
+func WriteFindingsJSON(w io.Writer, fs []Finding) error {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	if fs == nil {
+		fs = []Finding{}
+	}
+	return e.Encode(fs)
+}
+
+// Resolver answers DNS queries. NXDOMAIN and NODATA are an empty answer,
+// not an error.
+type Resolver interface {
+	Query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error)
+}
+
+// DNSClient queries one DNS server directly, so a CNAME is seen as it is,
+// not followed to its end.
+type DNSClient struct {
+	Server string // host:port
+}
+
+// SystemResolver uses the first name server of /etc/resolv.conf.
+func SystemResolver() (*DNSClient, error) {
+	c, err := dns.ClientConfigFromFile("/etc/resolv.conf")
+	if err != nil || len(c.Servers) == 0 {
+		return nil, fmt.Errorf("no name server in /etc/resolv.conf (use -resolver ADDR): %v", err)
+	}
+	return &DNSClient{Server: net.JoinHostPort(c.Servers[0], c.Port)}, nil
+}
+
+func (c *DNSClient) Query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(fqdn(name), qtype)
+	m.RecursionDesired = true
+	cl := &dns.Client{Timeout: 5 * time.Second}
+	in, _, err := cl.ExchangeContext(ctx, m, c.Server)
+	if err == nil && in.Truncated {
+		cl.Net = "tcp"
+		in, _, err = cl.ExchangeContext(ctx, m, c.Server)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("query %s %s: %w", name, dns.TypeToString[qtype], err)
+	}
+	switch in.Rcode {
+	case dns.RcodeSuccess, dns.RcodeNameError:
+	default:
+		return nil, fmt.Errorf("query %s %s: %s", name, dns.TypeToString[qtype], dns.RcodeToString[in.Rcode])
+	}
+	var out []dns.RR
+	for _, rr := range in.Answer {
+		if rr.Header().Rrtype == qtype && strings.EqualFold(rr.Header().Name, fqdn(name)) {
+			out = append(out, rr)
+		}
+	}
+	return out, nil
+}
+
+// microsoftAutodiscover is what the autodiscover CNAME of a Microsoft 365
+// domain points at when it does not point here.
+const microsoftAutodiscover = "autodiscover.outlook.com."
+
+// CheckDNS resolves every record Records describes and reports missing
+// and wrong ones. target is the host this service runs on ("" accepts any
+// address for the autodiscover and autoconfig names).
+func CheckDNS(ctx context.Context, r Resolver, domains []*config.Domain, target string) []Finding {
+	var out []Finding
+	for _, d := range domains {
+		for _, n := range d.Names() {
+			out = append(out, checkServiceName(ctx, r, "autodiscover."+n, target, true))
+			out = append(out, checkServiceName(ctx, r, "autoconfig."+n, target, false))
+			out = append(out, checkAutodiscoverSRV(ctx, r, n, target))
+			for _, want := range MailSRV(d) {
+				out = append(out, checkMailSRV(ctx, r, want.Hdr.Name+n, want))
+			}
+			out = append(out, checkMX(ctx, r, d, n))
+		}
+	}
+	return out
+}
+
+func checkServiceName(ctx context.Context, r Resolver, name, target string, autodiscover bool) Finding {
+	f := Finding{Check: "dns", Subject: name}
+	fix := "make " + name + " a CNAME to " + fqdn(orPlaceholder(target))
+	cnames, err := r.Query(ctx, name, dns.TypeCNAME)
+	if err != nil {
+		return Finding{Fail, "dns", name, err.Error(), "check that the name server answers"}
+	}
+	if len(cnames) > 0 {
+		t := strings.ToLower(cnames[0].(*dns.CNAME).Target)
+		switch {
+		case autodiscover && t == microsoftAutodiscover:
+			f.Level, f.Message, f.Fix = Fail, "CNAME to "+t+": Outlook and older clients go to Microsoft and bypass the proxy", fix
+		case config.IsConsumerHost(t):
+			f.Level, f.Message, f.Fix = Fail, "CNAME to the consumer Outlook.com host "+t, fix
+		case target != "" && t != fqdn(target):
+			f.Level, f.Message, f.Fix = Warn, "CNAME to "+t+", not to "+fqdn(target), fix+" (unless "+t+" is this service too)"
+		default:
+			f.Level, f.Message = Pass, "CNAME to "+t
+		}
+		return f
+	}
+	addrs := lookupAddrs(ctx, r, name)
+	switch {
+	case len(addrs) == 0:
+		f.Level, f.Message, f.Fix = Fail, "missing: clients cannot find this service", fix
+	case target == "":
+		f.Level, f.Message = Pass, "addresses "+strings.Join(addrs, ", ")
+	case overlap(addrs, lookupAddrs(ctx, r, target)):
+		f.Level, f.Message = Pass, "addresses "+strings.Join(addrs, ", ")+" (those of "+fqdn(target)+")"
+	default:
+		f.Level, f.Message, f.Fix = Warn, "addresses "+strings.Join(addrs, ", ")+" are not those of "+fqdn(target), fix
+	}
+	return f
+}
+
+func checkAutodiscoverSRV(ctx context.Context, r Resolver, domain, target string) Finding {
+	name := "_autodiscover._tcp." + domain
+	fix := "add " + name + " SRV 0 0 443 " + fqdn(orPlaceholder(target))
+	rrs, err := r.Query(ctx, name, dns.TypeSRV)
+	switch {
+	case err != nil:
+		return Finding{Fail, "dns", name, err.Error(), "check that the name server answers"}
+	case len(rrs) == 0:
+		return Finding{Warn, "dns", name, "missing: Outlook's last lookup step finds nothing", fix}
+	}
+	srv := rrs[0].(*dns.SRV)
+	t := strings.ToLower(srv.Target)
+	switch {
+	case t == microsoftAutodiscover || config.IsConsumerHost(t):
+		return Finding{Fail, "dns", name, "points at " + t + ": clients bypass the proxy", fix}
+	case srv.Port != 443:
+		return Finding{Warn, "dns", name, fmt.Sprintf("port %d: Outlook ignores it and uses 443", srv.Port), fix}
+	case target != "" && t != fqdn(target):
+		return Finding{Warn, "dns", name, "points at " + t + ", not " + fqdn(target), fix}
+	}
+	return Finding{Pass, "dns", name, fmt.Sprintf("SRV %d %d %d %s", srv.Priority, srv.Weight, srv.Port, t), ""}
+}
+
+func checkMailSRV(ctx context.Context, r Resolver, name string, want *dns.SRV) Finding {
+	fix := fmt.Sprintf("set %s SRV 0 1 %d %s", name, want.Port, want.Target)
+	rrs, err := r.Query(ctx, name, dns.TypeSRV)
+	switch {
+	case err != nil:
+		return Finding{Fail, "dns", name, err.Error(), "check that the name server answers"}
+	case len(rrs) == 0:
+		return Finding{Warn, "dns", name, "missing (RFC 6186): clients that use SRV records guess instead", fix}
+	}
+	for _, rr := range rrs {
+		srv := rr.(*dns.SRV)
+		t := strings.ToLower(srv.Target)
+		if config.IsConsumerHost(t) {
+			return Finding{Fail, "dns", name, "points at the consumer Outlook.com host " + t, fix}
+		}
+		if t != want.Target || srv.Port != want.Port {
+			return Finding{Fail, "dns", name, fmt.Sprintf("points at %s port %d, not %s port %d", t, srv.Port, want.Target, want.Port), fix}
+		}
+	}
+	return Finding{Pass, "dns", name, fmt.Sprintf("SRV to %s port %d", want.Target, want.Port), ""}
+}
+
+func checkMX(ctx context.Context, r Resolver, d *config.Domain, name string) Finding {
+	rrs, err := r.Query(ctx, name, dns.TypeMX)
+	if err != nil {
+		return Finding{Fail, "dns", name + " MX", err.Error(), "check that the name server answers"}
+	}
+	var hosts []string
+	for _, rr := range rrs {
+		hosts = append(hosts, strings.ToLower(rr.(*dns.MX).Mx))
+	}
+	note := mxNote(d, name)
+	if len(hosts) == 0 {
+		return Finding{Fail, "dns", name + " MX", "no MX: mail to this domain is not delivered", note}
+	}
+	for _, h := range hosts {
+		if strings.HasSuffix(h, ".olc.protection.outlook.com.") {
+			return Finding{Fail, "dns", name + " MX", "MX " + h + " marks the domain as consumer Outlook.com: Thunderbird's MX lookup picks consumer settings", note}
+		}
+	}
+	ok := func(suffixes ...string) bool {
+		for _, h := range hosts {
+			for _, s := range suffixes {
+				if strings.HasSuffix(h, s) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	switch d.Provider.Name {
+	case config.ProviderMicrosoft365:
+		if !ok(".mail.protection.outlook.com.", ".mx.microsoft.") {
+			return Finding{Warn, "dns", name + " MX", "MX " + strings.Join(hosts, ", ") + " is not Microsoft 365's", note}
+		}
+	case config.ProviderGoogleWorkspace:
+		if !ok("google.com.", "googlemail.com.") {
+			return Finding{Warn, "dns", name + " MX", "MX " + strings.Join(hosts, ", ") + " is not Google's", note}
+		}
+	}
+	return Finding{Pass, "dns", name + " MX", "MX " + strings.Join(hosts, ", "), ""}
+}
+
+func lookupAddrs(ctx context.Context, r Resolver, name string) []string {
+	var out []string
+	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		rrs, _ := r.Query(ctx, name, t)
+		for _, rr := range rrs {
+			switch a := rr.(type) {
+			case *dns.A:
+				out = append(out, a.A.String())
+			case *dns.AAAA:
+				out = append(out, a.AAAA.String())
+			}
+		}
+	}
+	return out
+}
+
+func overlap(a, b []string) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func orPlaceholder(target string) string {
+	if target == "" {
+		return "THIS-SERVICE-HOST"
+	}
+	return target
+}

@@ -1,0 +1,285 @@
+package doctor
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/autodiscover"
+	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+	"github.com/miekg/dns"
+)
+
+// Zone is what the loopback DNS server answers.
+type Zone []string
+
+// goodZone is contoso.com as the dns command writes it; brokenZone is
+// fabrikam.com with the mistakes doctor exists to find.
+var (
+	goodZone = Zone{
+		"autodiscover.contoso.com. 300 IN CNAME proxy.example.net.",
+		"autoconfig.contoso.com. 300 IN CNAME proxy.example.net.",
+		"_autodiscover._tcp.contoso.com. 300 IN SRV 0 0 443 proxy.example.net.",
+		"_imaps._tcp.contoso.com. 300 IN SRV 0 1 993 outlook.office365.com.",
+		"_pop3s._tcp.contoso.com. 300 IN SRV 0 1 995 outlook.office365.com.",
+		"_submission._tcp.contoso.com. 300 IN SRV 0 1 587 smtp.office365.com.",
+		"contoso.com. 300 IN MX 0 contoso-com.mail.protection.outlook.com.",
+		"proxy.example.net. 300 IN A 192.0.2.1",
+	}
+	brokenZone = Zone{
+		"autodiscover.fabrikam.com. 300 IN CNAME autodiscover.outlook.com.",
+		"_autodiscover._tcp.fabrikam.com. 300 IN SRV 0 0 443 autodiscover.outlook.com.",
+		"_pop3s._tcp.fabrikam.com. 300 IN SRV 0 1 110 outlook.office365.com.",
+		"_submission._tcp.fabrikam.com. 300 IN SRV 0 1 587 smtp-mail.outlook.com.",
+		"fabrikam.com. 300 IN MX 10 fabrikam-com.olc.protection.outlook.com.",
+	}
+)
+
+// StartDNS serves zones on a loopback UDP port until the test ends and
+// returns a resolver for it.
+func StartDNS(t testing.TB, zones ...Zone) *DNSClient {
+	t.Helper()
+	records := map[string][]dns.RR{}
+	for _, z := range zones {
+		for _, line := range z {
+			rr, err := dns.NewRR(line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			records[strings.ToLower(rr.Header().Name)] = append(records[strings.ToLower(rr.Header().Name)], rr)
+		}
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		name := strings.ToLower(q.Question[0].Name)
+		rrs, ok := records[name]
+		if !ok {
+			m.Rcode = dns.RcodeNameError
+		}
+		for _, rr := range rrs {
+			if rr.Header().Rrtype == q.Question[0].Qtype {
+				m.Answer = append(m.Answer, rr)
+			}
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return &DNSClient{Server: pc.LocalAddr().String()}
+}
+
+func loadConfig(t testing.TB) *config.Config {
+	t.Helper()
+	cfg, err := config.Load("testdata/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func findings(fs []Finding, subject string) []Finding {
+	var out []Finding
+	for _, f := range fs {
+		if f.Subject == subject {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func TestCheckDNS(t *testing.T) {
+	r := StartDNS(t, goodZone, brokenZone)
+	cfg := loadConfig(t)
+	good, _ := cfg.Lookup("contoso.com")
+	broken, _ := cfg.Lookup("fabrikam.com")
+
+	fs := CheckDNS(context.Background(), r, []*config.Domain{good}, "proxy.example.net")
+	if len(fs) != 7 {
+		t.Errorf("%d findings for contoso.com, want 7", len(fs))
+	}
+	for _, f := range fs {
+		if f.Level != Pass {
+			t.Errorf("good zone: %+v", f)
+		}
+	}
+
+	fs = CheckDNS(context.Background(), r, []*config.Domain{broken}, "proxy.example.net")
+	for subject, want := range map[string]struct {
+		level Level
+		text  string
+	}{
+		"autodiscover.fabrikam.com":       {Fail, "CNAME to autodiscover.outlook.com.: Outlook and older clients go to Microsoft"},
+		"autoconfig.fabrikam.com":         {Fail, "missing"},
+		"_autodiscover._tcp.fabrikam.com": {Fail, "points at autodiscover.outlook.com."},
+		"_imaps._tcp.fabrikam.com":        {Warn, "missing (RFC 6186)"},
+		"_pop3s._tcp.fabrikam.com":        {Fail, "port 110, not outlook.office365.com. port 995"},
+		"_submission._tcp.fabrikam.com":   {Fail, "consumer Outlook.com host smtp-mail.outlook.com."},
+		"fabrikam.com MX":                 {Fail, "marks the domain as consumer Outlook.com"},
+	} {
+		got := findings(fs, subject)
+		if len(got) != 1 || got[0].Level != want.level || !strings.Contains(got[0].Message, want.text) || got[0].Fix == "" {
+			t.Errorf("%s: %+v, want %s %q with a fix", subject, got, want.level, want.text)
+		}
+	}
+	if f := findings(fs, "autodiscover.fabrikam.com"); len(f) == 1 && f[0].Fix != "make autodiscover.fabrikam.com a CNAME to proxy.example.net." {
+		t.Errorf("fix %q", f[0].Fix)
+	}
+}
+
+// The records the dns command writes are exactly what CheckDNS accepts.
+func TestRecordsPassCheckDNS(t *testing.T) {
+	cfg := loadConfig(t)
+	var zone Zone
+	for _, r := range Records(cfg, "proxy.example.net") {
+		if r.RR != nil {
+			zone = append(zone, r.RR.String())
+		}
+	}
+	zone = append(zone,
+		"contoso.com. 300 IN MX 0 contoso-com.mail.protection.outlook.com.",
+		"fabrikam.com. 300 IN MX 0 fabrikam-com.mail.protection.outlook.com.",
+		"example.org. 300 IN MX 1 smtp.google.com.")
+	r := StartDNS(t, zone)
+	for _, f := range CheckDNS(context.Background(), r, cfg.Domains, "proxy.example.net") {
+		if f.Level != Pass {
+			t.Errorf("%+v", f)
+		}
+	}
+}
+
+func TestCheckHosts(t *testing.T) {
+	cfg := loadConfig(t)
+	fs := CheckHosts("testdata/hosts-clean", cfg.Domains)
+	if len(fs) != 1 || fs[0].Level != Pass {
+		t.Errorf("clean hosts file: %+v", fs)
+	}
+	fs = CheckHosts("testdata/hosts-stale", cfg.Domains)
+	want := map[string]string{
+		"outlook.office365.com":    "testdata/hosts-stale:3",
+		"smtp.office365.com":       "testdata/hosts-stale:4",
+		"autodiscover.outlook.com": "testdata/hosts-stale:4",
+		"smtp-mail.outlook.com":    "testdata/hosts-stale:5",
+		"autodiscover.contoso.com": "testdata/hosts-stale:6",
+	}
+	if len(fs) != len(want) {
+		t.Errorf("%d findings, want %d: %+v", len(fs), len(want), fs)
+	}
+	for name, subject := range want {
+		found := false
+		for _, f := range fs {
+			if f.Subject == subject && f.Level == Fail && strings.Contains(f.Message, "pins "+name+" ") && strings.Contains(f.Fix, "KB 972034") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no failure for %s at %s", name, subject)
+		}
+	}
+	if fs := CheckHosts("testdata/no-such-file", cfg.Domains); len(fs) != 1 || fs[0].Level != Pass {
+		t.Errorf("missing hosts file: %+v", fs)
+	}
+}
+
+// liveService runs the responder on a loopback TLS listener with a
+// certificate for every host, and returns how to reach and trust it.
+func liveService(t *testing.T, cfg *config.Config, h func(*autodiscover.Server) http.Handler) LiveOptions {
+	t.Helper()
+	cert, err := certs.SelfSigned(cfg.CertificateHosts(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := autodiscover.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.Certificates = certs.NewStatic(cert, true)
+	ts := httptest.NewUnstartedServer(h(s))
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(cert.Leaf)
+	return LiveOptions{Connect: ts.Listener.Addr().String(), Roots: roots}
+}
+
+func TestCheckLive(t *testing.T) {
+	cfg := loadConfig(t)
+	o := liveService(t, cfg, (*autodiscover.Server).HTTPSHandler)
+	fs := CheckLive(context.Background(), cfg.Domains, o)
+	// per m365 domain: 2 certificates, outlook soap apple mobilesync json, thunderbird; google without the ActiveSync pair.
+	if want := 8 + 8 + 6; len(fs) != want {
+		t.Errorf("%d findings, want %d", len(fs), want)
+	}
+	for _, f := range fs {
+		if f.Level != Pass {
+			t.Errorf("%+v", f)
+		}
+	}
+	// A certificate near its end is a warning.
+	o.Now = time.Now().Add(25 * 24 * time.Hour)
+	if f := CheckLive(context.Background(), cfg.Domains[:1], o)[0]; f.Level != Warn || !strings.Contains(f.Message, "days") {
+		t.Errorf("expiring certificate: %+v", f)
+	}
+	// A client that does not trust the certificate fails.
+	o.Roots, o.Now = x509.NewCertPool(), time.Time{}
+	if f := CheckLive(context.Background(), cfg.Domains[:1], o)[0]; f.Level != Fail || !strings.Contains(f.Message, "certificate") {
+		t.Errorf("untrusted certificate: %+v", f)
+	}
+}
+
+// A service that hands out consumer hosts fails the live check.
+func TestCheckLiveConsumerAnswer(t *testing.T) {
+	cfg := loadConfig(t)
+	o := liveService(t, cfg, func(s *autodiscover.Server) http.Handler {
+		h := s.HTTPSHandler()
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(bytes.ReplaceAll(rec.Body.Bytes(), []byte("smtp.office365.com"), []byte("smtp-mail.outlook.com")))
+		})
+	})
+	fs := CheckLive(context.Background(), cfg.Domains[:1], o)
+	if !Failed(fs) {
+		t.Fatal("no failure")
+	}
+	for _, f := range fs {
+		if f.Level == Fail && !strings.Contains(f.Message, "consumer Outlook.com host smtp-mail.outlook.com") {
+			t.Errorf("failure for another reason: %+v", f)
+		}
+	}
+}
+
+func TestWriteFindings(t *testing.T) {
+	fs := []Finding{{Pass, "dns", "a", "ok", ""}, {Fail, "hosts", "b", "bad", "do this"}}
+	var text, js bytes.Buffer
+	WriteText(&text, fs)
+	if !strings.Contains(text.String(), "FAIL  hosts  b: bad\n             fix: do this\n") || !strings.Contains(text.String(), "1 passed, 0 warnings, 1 failed") {
+		t.Errorf("text:\n%s", text.String())
+	}
+	WriteFindingsJSON(&js, fs)
+	var back []Finding
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back) != 2 || back[1].Fix != "do this" {
+		t.Errorf("json %s: %v", js.String(), err)
+	}
+}

@@ -1,0 +1,168 @@
+package doctor
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+)
+
+// LiveOptions say how to reach the running service.
+type LiveOptions struct {
+	// Connect is the host:port to dial for every host name; empty dials
+	// each name on port 443 as clients do.
+	Connect string
+	// Roots verify the service's certificates; nil means the system roots.
+	Roots *x509.CertPool
+	// Now is the clock for days-left; zero means time.Now.
+	Now time.Time
+}
+
+// certWarnDays is when an expiring certificate becomes a warning.
+const certWarnDays = 14
+
+// CheckLive connects to the service over HTTPS for each host name, checks
+// the certificate, asks every dialect and reads each answer the way its
+// client does (clientcheck), comparing the servers with the config.
+func CheckLive(ctx context.Context, domains []*config.Domain, o LiveOptions) []Finding {
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var out []Finding
+	for _, d := range domains {
+		for _, n := range d.Names() {
+			email := "doctor-check@" + n
+			for _, host := range []string{"autodiscover." + n, "autoconfig." + n} {
+				c, f := connect(ctx, host, o, now)
+				out = append(out, f)
+				if c == nil {
+					continue
+				}
+				for _, client := range clientsFor(d, host) {
+					out = append(out, askClient(ctx, c, host, client, email, d))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// clientsFor are the clients that ask host.
+func clientsFor(d *config.Domain, host string) []string {
+	if strings.HasPrefix(host, "autoconfig.") {
+		return []string{"thunderbird"}
+	}
+	clients := []string{"outlook", "soap", "apple"}
+	if d.ActiveSyncURL != "" {
+		clients = append(clients, "mobilesync", "json")
+	}
+	return clients
+}
+
+// connect verifies host's certificate and returns a client for it.
+func connect(ctx context.Context, host string, o LiveOptions, now time.Time) (*http.Client, Finding) {
+	addr := net.JoinHostPort(host, "443")
+	if o.Connect != "" {
+		addr = o.Connect
+	}
+	tlsConf := &tls.Config{ServerName: host, RootCAs: o.Roots, MinVersion: tls.VersionTLS12}
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, addr)
+	}
+	conn, err := (&tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: tlsConf}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, Finding{Fail, "live", host, "TLS to " + addr + ": " + err.Error(),
+			"check that the service runs and serves a valid certificate for " + host + " (readyz, ACME log)"}
+	}
+	leaf := conn.(*tls.Conn).ConnectionState().PeerCertificates[0]
+	conn.Close()
+	days := int(leaf.NotAfter.Sub(now).Hours() / 24)
+	f := Finding{Pass, "live", host, fmt.Sprintf("certificate valid for %s until %s (%d days)", host, leaf.NotAfter.Format("2006-01-02"), days), ""}
+	if days < certWarnDays {
+		f.Level, f.Fix = Warn, "renew the certificate (ACME renews 30 days ahead: check its log)"
+	}
+	tr := &http.Transport{TLSClientConfig: tlsConf, DialContext: dial, ForceAttemptHTTP2: true}
+	return &http.Client{Transport: tr, Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, f
+}
+
+func askClient(ctx context.Context, c *http.Client, host, client, email string, d *config.Domain) Finding {
+	subject := host + " " + client
+	p, err := clientcheck.ProbeFor(client, email, "")
+	if err != nil {
+		return Finding{Fail, "live", subject, err.Error(), ""}
+	}
+	req, err := http.NewRequestWithContext(ctx, p.Method, "https://"+host+p.Path, strings.NewReader(p.Body))
+	if err != nil {
+		return Finding{Fail, "live", subject, err.Error(), ""}
+	}
+	if p.ContentType != "" {
+		req.Header.Set("Content-Type", p.ContentType)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return Finding{Fail, "live", subject, err.Error(), "check the service's log"}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return Finding{Fail, "live", subject, fmt.Sprintf("HTTP %d %v", resp.StatusCode, err), "check the service's log for this request"}
+	}
+	ans, err := p.Read(resp.Header.Get("Content-Type"), body)
+	if err != nil {
+		return Finding{Fail, "live", subject, "clients cannot read the answer: " + err.Error(), "check the service version and config"}
+	}
+	if msg := foreignHosts(ans, d, host); msg != "" {
+		return Finding{Fail, "live", subject, msg, "check the config of " + d.Name + " and any upstream"}
+	}
+	if client == "apple" && bytes.HasPrefix(body, []byte("<?xml")) {
+		return Finding{Warn, "live", subject, "the profile is unsigned: devices show it as Unverified", "serve a trusted certificate (tls.acme or cert files)"}
+	}
+	return Finding{Pass, "live", subject, fmt.Sprintf("answer read as %s does (%d servers, %d URLs), hosts as configured", client, len(ans.Servers), len(ans.URLs)), ""}
+}
+
+// foreignHosts names any server or URL host in an answer that the config
+// does not name for the domain, consumer hosts first.
+func foreignHosts(a *clientcheck.Answer, d *config.Domain, host string) string {
+	allowed := map[string]bool{host: true, "autodiscover." + d.Name: true}
+	for _, s := range []*config.Server{d.IMAP, d.POP3, d.SMTP} {
+		if s != nil {
+			allowed[s.Host] = true
+		}
+	}
+	for _, u := range []string{d.ActiveSyncURL, d.EWSURL, d.Provider.OutlookRedirectURL} {
+		if pu, err := url.Parse(u); err == nil && pu.Host != "" {
+			allowed[strings.ToLower(pu.Hostname())] = true
+		}
+	}
+	var hosts []string
+	for _, s := range a.Servers {
+		hosts = append(hosts, strings.ToLower(s.Host))
+	}
+	for _, u := range a.URLs {
+		if pu, err := url.Parse(u); err == nil {
+			hosts = append(hosts, strings.ToLower(pu.Hostname()))
+		}
+	}
+	for _, h := range hosts {
+		if config.IsConsumerHost(h) {
+			return "the answer names the consumer Outlook.com host " + h
+		}
+	}
+	for _, h := range hosts {
+		if !allowed[h] {
+			return "the answer names " + h + ", which the config does not"
+		}
+	}
+	return ""
+}
