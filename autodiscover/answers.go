@@ -3,14 +3,19 @@ package autodiscover
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 	"github.com/autodiscover-proxy/autodiscover-proxy/xmlschema"
+	"github.com/beevik/etree"
 )
 
-// answers are one domain's documents, built once at config load. Only the
-// user's own parts are filled in per request (Template slots).
+// answers are one domain's documents. Each distinct document is rendered
+// once per config load and shared by every domain with the same settings
+// (100,000 domains on a preset share one set); a request fills in only the
+// user's and the domain's own parts (Template slots).
 type answers struct {
 	domain *config.Domain
 
@@ -21,11 +26,13 @@ type answers struct {
 	outlookRedirect []byte
 	// mobilesync: slots 0 display name, 1 address; nil without ActiveSync.
 	mobilesync *xmlschema.Template
-	// autoconfig holds the Thunderbird document before and after the
-	// preset's SMTP password cutoff (the same bytes when there is none).
-	autoconfigBefore, autoconfigAfter []byte
-	// v2 maps a lower-case Autodiscover v2 protocol to its URL.
-	v2 map[string]string
+	// autoconfig is the Thunderbird document before and after the preset's
+	// SMTP password cutoff (the same template when there is none); its
+	// slots are autoconfigValues: provider id, display name, domains.
+	autoconfigBefore, autoconfigAfter *xmlschema.Template
+	autoconfigValues                  []string
+	// autodiscoverV1 is our own POX URL, for Autodiscover v2.
+	autodiscoverV1 string
 }
 
 // Slots of the per-user templates.
@@ -39,43 +46,93 @@ const (
 // default 1).
 const ttlHours = 1
 
-func compile(d *config.Domain) (*answers, error) {
-	a := &answers{domain: d, v2: map[string]string{}}
+// compiler renders each distinct document once per config load.
+type compiler struct {
+	templates map[string]*xmlschema.Template
+	statics   map[string][]byte
+}
+
+func newCompiler() *compiler {
+	return &compiler{templates: map[string]*xmlschema.Template{}, statics: map[string][]byte{}}
+}
+
+func (c *compiler) template(key string, build func() *etree.Document) (*xmlschema.Template, error) {
+	if t, ok := c.templates[key]; ok {
+		return t, nil
+	}
+	t, err := xmlschema.NewTemplate(build())
+	if err != nil {
+		return nil, err
+	}
+	c.templates[key] = t
+	return t, nil
+}
+
+func serverKey(s *config.Server) string {
+	if s == nil {
+		return "-|"
+	}
+	return s.Host + ":" + strconv.Itoa(s.Port) + ":" + string(s.Security) + "|"
+}
+
+func (c *compiler) compile(d *config.Domain) (*answers, error) {
+	a := &answers{domain: d, autodiscoverV1: "https://autodiscover." + d.Name + "/autodiscover/autodiscover.xml"}
+	servers := serverKey(d.IMAP) + serverKey(d.POP3) + serverKey(d.SMTP)
 	var err error
-	if a.outlook, err = xmlschema.NewTemplate(outlookSettings(d).Document()); err != nil {
+	if a.outlook, err = c.template("outlook|"+servers+d.EWSURL, func() *etree.Document { return outlookSettings(d).Document() }); err != nil {
 		return nil, fmt.Errorf("domain %s: outlook answer: %w", d.Name, err)
 	}
 	if d.OutlookExchange == config.OutlookRedirect {
-		if a.outlookRedirect, err = outlookRedirect(d.Provider.OutlookRedirectURL).Document().WriteToBytes(); err != nil {
-			return nil, fmt.Errorf("domain %s: outlook redirect: %w", d.Name, err)
+		u := d.Provider.OutlookRedirectURL
+		if a.outlookRedirect = c.statics[u]; a.outlookRedirect == nil {
+			if a.outlookRedirect, err = outlookRedirect(u).Document().WriteToBytes(); err != nil {
+				return nil, fmt.Errorf("domain %s: outlook redirect: %w", d.Name, err)
+			}
+			c.statics[u] = a.outlookRedirect
 		}
 	}
 	if d.ActiveSyncURL != "" {
-		m := &xmlschema.MobileSyncResponse{
-			Culture:      "en:us",
-			DisplayName:  xmlschema.Slot(slotDisplayName),
-			EMailAddress: xmlschema.Slot(slotAddress),
-			Servers:      []xmlschema.MobileSyncServer{{Type: "MobileSync", URL: d.ActiveSyncURL, Name: d.ActiveSyncURL}},
-		}
-		if a.mobilesync, err = xmlschema.NewTemplate(m.Document()); err != nil {
+		if a.mobilesync, err = c.template("eas|"+d.ActiveSyncURL, func() *etree.Document { return mobileSync(d).Document() }); err != nil {
 			return nil, fmt.Errorf("domain %s: mobilesync answer: %w", d.Name, err)
 		}
-		a.v2[protoActiveSync] = d.ActiveSyncURL
 	}
-	if d.EWSURL != "" {
-		a.v2[protoEws] = d.EWSURL
-	}
-	// AutodiscoverV1 points Outlook at our own POX endpoint.
-	a.v2[protoAutodiscoverV1] = "https://autodiscover." + d.Name + "/autodiscover/autodiscover.xml"
-
+	names := d.Names()
+	a.autoconfigValues = append([]string{d.Name, d.DisplayName}, names...)
 	p := d.Provider
-	if a.autoconfigBefore, err = thunderbird(d, d.SMTPAuth(p.SMTPPasswordUntil.Add(-1))).Document().WriteToBytes(); err != nil {
-		return nil, fmt.Errorf("domain %s: autoconfig: %w", d.Name, err)
-	}
-	if a.autoconfigAfter, err = thunderbird(d, d.SMTPAuth(p.SMTPPasswordUntil)).Document().WriteToBytes(); err != nil {
-		return nil, fmt.Errorf("domain %s: autoconfig: %w", d.Name, err)
+	for _, v := range []struct {
+		t   **xmlschema.Template
+		now time.Time
+	}{{&a.autoconfigBefore, p.SMTPPasswordUntil.Add(-1)}, {&a.autoconfigAfter, p.SMTPPasswordUntil}} {
+		auth := d.SMTPAuth(v.now)
+		key := "tb|" + p.Name + "|" + servers + d.LoginName + "|" + strings.Join(auth, ",") + "|" + strconv.Itoa(len(names))
+		if *v.t, err = c.template(key, func() *etree.Document { return thunderbird(d, auth, len(names)).Document() }); err != nil {
+			return nil, fmt.Errorf("domain %s: autoconfig: %w", d.Name, err)
+		}
 	}
 	return a, nil
+}
+
+// v2URL is the Autodiscover v2 answer for a lower-case protocol.
+func (a *answers) v2URL(proto string) (string, bool) {
+	var u string
+	switch proto {
+	case protoActiveSync:
+		u = a.domain.ActiveSyncURL
+	case protoEws:
+		u = a.domain.EWSURL
+	case protoAutodiscoverV1:
+		u = a.autodiscoverV1
+	}
+	return u, u != ""
+}
+
+func mobileSync(d *config.Domain) *xmlschema.MobileSyncResponse {
+	return &xmlschema.MobileSyncResponse{
+		Culture:      "en:us",
+		DisplayName:  xmlschema.Slot(slotDisplayName),
+		EMailAddress: xmlschema.Slot(slotAddress),
+		Servers:      []xmlschema.MobileSyncServer{{Type: "MobileSync", URL: d.ActiveSyncURL, Name: d.ActiveSyncURL}},
+	}
 }
 
 // outlookSettings is the outlook 2006a settings answer with slots for the
@@ -144,15 +201,19 @@ func outlookRedirect(u string) *xmlschema.OutlookResponse {
 	}}
 }
 
-// thunderbird is the config-v1.1.xml document. Its login names use
-// Thunderbird's own placeholders, so it is the same for every user.
-func thunderbird(d *config.Domain, smtpAuth []string) *xmlschema.ClientConfig {
+// thunderbird is the config-v1.1.xml document with slots for the domain's
+// own parts: 0 the provider id, 1 the display name, 2.. the n domain
+// names. Its login names use Thunderbird's own placeholders, so it is the
+// same for every user.
+func thunderbird(d *config.Domain, smtpAuth []string, n int) *xmlschema.ClientConfig {
 	p := d.Provider
 	ep := xmlschema.EmailProvider{
-		ID:               d.Name,
-		Domains:          d.Names(),
-		DisplayName:      d.DisplayName,
-		DisplayShortName: d.DisplayName,
+		ID:               xmlschema.Slot(0),
+		DisplayName:      xmlschema.Slot(1),
+		DisplayShortName: xmlschema.Slot(1),
+	}
+	for i := range n {
+		ep.Domains = append(ep.Domains, xmlschema.Slot(2+i))
 	}
 	if d.IMAP != nil {
 		ep.IncomingServers = append(ep.IncomingServers, incoming("imap", d.IMAP, d.LoginName, p.IncomingAuth))

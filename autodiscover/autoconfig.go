@@ -45,15 +45,18 @@ func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.domain = a.domain.Name
 	rec.outcome = "settings"
-	doc := a.autoconfigAfter
+	t := a.autoconfigAfter
 	if s.Now().Before(a.domain.Provider.SMTPPasswordUntil) {
-		doc = a.autoconfigBefore
+		t = a.autoconfigBefore
 	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	*bp = t.Append((*bp)[:0], a.autoconfigValues...)
 	h := w.Header()
 	h.Set("Content-Type", contentTypeXML)
 	h.Set("Cache-Control", "public, max-age=3600")
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		w.Write(doc)
+		w.Write(*bp)
 	}
 }

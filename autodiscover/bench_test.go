@@ -1,11 +1,18 @@
 package autodiscover
 
 import (
+	"bytes"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+	"github.com/autodiscover-proxy/autodiscover-proxy/internal/genconfig"
 )
 
 // benchHandler measures one handler in-process; allocations are reported
@@ -16,11 +23,11 @@ func benchHandler(b *testing.B, method, target, body string) {
 	r := httptest.NewRequest(method, target, nil)
 	r.Host = "autodiscover.contoso.com"
 	w := &discardWriter{h: http.Header{}}
+	rd := strings.NewReader(body)
+	r.Body = io.NopCloser(rd)
 	b.ReportAllocs()
 	for b.Loop() {
-		if body != "" {
-			r.Body = io.NopCloser(strings.NewReader(body))
-		}
+		rd.Reset(body) // the harness allocates nothing per request
 		clear(w.h)
 		h.ServeHTTP(w, r)
 	}
@@ -52,4 +59,69 @@ func BenchmarkV2JSON(b *testing.B) {
 
 func BenchmarkAutoconfig(b *testing.B) {
 	benchHandler(b, "GET", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "")
+}
+
+// serverWithDomains loads a generated config of n domains.
+func serverWithDomains(b *testing.B, n int) *Server {
+	b.Helper()
+	var buf bytes.Buffer
+	genconfig.Write(&buf, n)
+	cfg, err := config.Parse(buf.Bytes(), "generated", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return s
+}
+
+// Per-request cost must not grow with the number of domains: the same POX
+// request at 1, 1,000 and 100,000 domains (the last domain asked for).
+func BenchmarkPOXByDomainCount(b *testing.B) {
+	for _, n := range []int{1, 1000, 100000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			s := serverWithDomains(b, n)
+			body := poxBody(reqOutlook, "jane@tenant"+strconv.Itoa(n-1)+".example", respOutlook)
+			h := s.HTTPSHandler()
+			r := httptest.NewRequest("POST", "/autodiscover/autodiscover.xml", nil)
+			rd := strings.NewReader(body)
+			r.Body = io.NopCloser(rd)
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				rd.Reset(body)
+				clear(w.h)
+				h.ServeHTTP(w, r)
+			}
+			if w.code != http.StatusOK {
+				b.Fatalf("status %d", w.code)
+			}
+		})
+	}
+}
+
+// Loading 100,000 domains: parse, validate and build every answer. The
+// heap it keeps is reported as MB-live.
+func BenchmarkLoad100000Domains(b *testing.B) {
+	var buf bytes.Buffer
+	genconfig.Write(&buf, 100000)
+	var s *Server
+	for b.Loop() {
+		cfg, err := config.Parse(buf.Bytes(), "generated", "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if s, err = New(cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	b.ReportMetric(float64(m.HeapAlloc)/(1<<20), "MB-live")
+	runtime.KeepAlive(s)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"log/slog"
 	"net"
 	"net/http"
@@ -90,10 +91,28 @@ func (s *Server) observe(next http.Handler) http.Handler {
 // same value while the process runs (to follow one user's retries), and
 // the log does not reveal who asked.
 func (s *Server) hashAddress(addr string) string {
-	m := hmac.New(sha256.New, s.addressKey)
-	m.Write([]byte(strings.ToLower(addr)))
-	return "h:" + hex.EncodeToString(m.Sum(nil)[:8])
+	m, _ := s.hashers.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, s.addressKey)
+	}
+	defer s.hashers.Put(m)
+	m.Reset()
+	var lower [maxLoggedAddress]byte
+	n := copy(lower[:], addr)
+	for i, c := range lower[:n] {
+		if 'A' <= c && c <= 'Z' {
+			lower[i] = c + 'a' - 'A'
+		}
+	}
+	m.Write(lower[:n])
+	var sum [sha256.Size]byte
+	out := [2 + 16]byte{'h', ':'}
+	hex.Encode(out[2:], m.Sum(sum[:0])[:8])
+	return string(out[:])
 }
+
+// maxLoggedAddress covers every address ParseAddress accepts.
+const maxLoggedAddress = 320
 
 // clientIP is the peer address, or, when the peer is a trusted proxy, the
 // right-most X-Forwarded-For address that is not itself a trusted proxy.

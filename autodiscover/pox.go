@@ -51,7 +51,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 
-	body, err := readBody(w, r, (*bp)[:0], maxPOXBody)
+	body, err := readBody(r, (*bp)[:0], maxPOXBody)
 	*bp = body // keep the grown buffer for the pool
 	if err != nil {
 		rec.outcome = "bad_request"
@@ -131,7 +131,11 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 		writeXML(w, a.outlookRedirect)
 	default:
 		rec.outcome = "settings"
-		*bp = a.outlook.Append(body[:0], email, email, a.domain.LoginFor(addr))
+		login := email // the default login form is the address itself
+		if a.domain.LoginName != config.LoginEmailAddress {
+			login = a.domain.LoginFor(addr)
+		}
+		*bp = a.outlook.Append(body[:0], email, email, login)
 		writeXML(w, *bp)
 	}
 }
@@ -139,7 +143,8 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 // wantsExchange reports Outlook desktop asking for Exchange settings: it
 // sends these headers, other POX clients do not (CLIENTS.md, Outlook).
 func wantsExchange(r *http.Request) bool {
-	return r.Header.Get("X-MapiHttpCapability") != "" || r.Header.Get("X-ClientCanHandle") != ""
+	// Canonical keys: Header.Get would canonicalise (and allocate) per call.
+	return len(r.Header["X-Mapihttpcapability"]) > 0 || len(r.Header["X-Clientcanhandle"]) > 0
 }
 
 // poxGet answers GET on autodiscover.xml over HTTPS. Some mobile clients
@@ -163,10 +168,16 @@ func (s *Server) poxError(w http.ResponseWriter, code int) {
 	writeXML(w, *bp)
 }
 
+// Header values shared by every answer (net/http only reads them).
+var (
+	hdrContentTypeXML = []string{contentTypeXML}
+	hdrPrivate        = []string{"private, no-store"}
+)
+
 func writeXML(w http.ResponseWriter, b []byte) {
 	h := w.Header()
-	h.Set("Content-Type", contentTypeXML)
-	h.Set("Cache-Control", "private, no-store")
+	h["Content-Type"] = hdrContentTypeXML
+	h["Cache-Control"] = hdrPrivate
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 }
@@ -174,23 +185,21 @@ func writeXML(w http.ResponseWriter, b []byte) {
 // errBodyTooLarge is returned by readBody past its limit.
 var errBodyTooLarge = errors.New("request body too large")
 
-// readBody reads r's body into buf, up to limit bytes.
-func readBody(w http.ResponseWriter, r *http.Request, buf []byte, limit int64) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, limit)
+// readBody reads r's body into buf, refusing more than limit bytes.
+func readBody(r *http.Request, buf []byte, limit int) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		n, err := body.Read(buf[len(buf):cap(buf)])
+		n, err := r.Body.Read(buf[len(buf):min(cap(buf), limit+1)])
 		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return buf, errBodyTooLarge
+		}
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
 		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				return buf, errBodyTooLarge
-			}
-			if errors.Is(err, io.EOF) {
-				return buf, nil
-			}
 			return buf, err
 		}
 	}

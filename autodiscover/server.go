@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,7 +39,8 @@ type Server struct {
 	// UpstreamClient talks to domains' upstreams (NewUpstreamClient).
 	UpstreamClient *http.Client
 
-	cache upstreamCache
+	cache   upstreamCache
+	hashers sync.Pool // of keyed HMACs for hashAddress
 
 	addressKey []byte // for hashAddress
 }
@@ -63,8 +65,9 @@ func New(cfg *config.Config) (*Server, error) {
 // error the config in use stays.
 func (s *Server) Load(cfg *config.Config) error {
 	st := &site{cfg: cfg, answers: make(map[*config.Domain]*answers, len(cfg.Domains))}
+	c := newCompiler()
 	for _, d := range cfg.Domains {
-		a, err := compile(d)
+		a, err := c.compile(d)
 		if err != nil {
 			return fmt.Errorf("build answers: %w", err)
 		}

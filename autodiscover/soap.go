@@ -24,7 +24,7 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 	rec.dialect = "soap"
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	body, err := readBody(w, r, (*bp)[:0], maxPOXBody)
+	body, err := readBody(r, (*bp)[:0], maxPOXBody)
 	*bp = body
 	if err != nil {
 		rec.outcome = "bad_request"

@@ -81,7 +81,7 @@ func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.domain = a.domain.Name
-	u, ok := a.v2[key]
+	u, ok := a.v2URL(key)
 	if !ok {
 		rec.outcome = "unsupported_protocol"
 		writeJSON(w, http.StatusBadRequest, v2Error{"ProtocolNotSupported",

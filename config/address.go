@@ -101,6 +101,47 @@ var idnaProfile = idna.New(
 // more.
 func NormalizeDomain(s string) (string, error) {
 	s = strings.TrimSuffix(strings.TrimSpace(s), ".")
+	if plainLDH(s) {
+		return s, nil // what IDNA would return, without its allocations
+	}
+	return normalizeIDNA(s)
+}
+
+// plainLDH reports a name that IDNA leaves as it is: two or more labels of
+// lower-case letters, digits and inner hyphens, no "--" (so no xn-- label),
+// within DNS lengths. FuzzNormalizeDomain checks the claim.
+func plainLDH(s string) bool {
+	if len(s) == 0 || len(s) > maxDomain {
+		return false
+	}
+	dots, label := 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			label++
+		case c == '-':
+			if label == 0 || i+1 == len(s) || s[i+1] == '.' || s[i+1] == '-' {
+				return false
+			}
+			label++
+		case c == '.':
+			if label == 0 {
+				return false
+			}
+			dots, label = dots+1, 0
+		default:
+			return false
+		}
+		if label > 63 {
+			return false
+		}
+	}
+	return dots > 0 && label > 0
+}
+
+// normalizeIDNA is the full path: UTS #46 mapping and IDNA 2008 checks.
+func normalizeIDNA(s string) (string, error) {
 	if s == "" {
 		return "", errors.New("empty domain")
 	}

@@ -74,3 +74,20 @@ func FuzzParseAddress(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNormalizeDomain: the plain-LDH fast path returns exactly what the
+// IDNA path does.
+func FuzzNormalizeDomain(f *testing.F) {
+	for _, s := range []string{"contoso.com", "a-b.c", "xn--bcher-kva.example", "a--b.com", "1.2", "-a.com", "a.com-", strings.Repeat("a", 63) + ".com", strings.Repeat("a", 64) + ".com"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !plainLDH(s) {
+			return
+		}
+		got, err := normalizeIDNA(s)
+		if err != nil || got != s {
+			t.Fatalf("plainLDH accepts %q, IDNA gives %q, %v", s, got, err)
+		}
+	})
+}

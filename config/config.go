@@ -3,19 +3,19 @@
 package config
 
 import (
-	"bytes"
 	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -210,26 +210,83 @@ func Parse(data []byte, name, dir string) (*Config, error) {
 	if len(data) > maxConfigSize {
 		return nil, fmt.Errorf("%s: larger than %d bytes", name, maxConfigSize)
 	}
-	var f file
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty config: it needs at least one entry under domains:", name)
-		}
-		return nil, fmt.Errorf("%s: %w", name, yamlError(err))
-	}
+	// One pass of the YAML library: a node tree (which keeps line numbers),
+	// decoded from there; unknown keys are found by walking the tree.
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	v := validator{file: name, lines: map[string]int{}}
-	indexLines(&root, "", v.lines)
+	if root.Kind == 0 || len(root.Content) == 0 || root.Content[0].Kind == yaml.ScalarNode && root.Content[0].Value == "" {
+		return nil, fmt.Errorf("%s: empty config: it needs at least one entry under domains:", name)
+	}
+	v := validator{file: name, root: &root}
+	v.knownKeys(root.Content[0], reflect.TypeOf(file{}), "")
+	if len(v.problems) > 0 {
+		return nil, &Error{Problems: v.problems}
+	}
+	var f file
+	if err := root.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, yamlError(err))
+	}
 	c := v.config(&f, dir)
 	if len(v.problems) > 0 {
 		return nil, &Error{Problems: v.problems}
 	}
 	return c, nil
+}
+
+// yamlKeys are a struct's yaml keys, in field order, and their types.
+type yamlKeys struct {
+	names []string
+	types map[string]reflect.Type
+}
+
+var yamlKeysCache sync.Map // reflect.Type -> *yamlKeys
+
+func yamlKeysOf(t reflect.Type) *yamlKeys {
+	if ks, ok := yamlKeysCache.Load(t); ok {
+		return ks.(*yamlKeys)
+	}
+	ks := &yamlKeys{types: map[string]reflect.Type{}}
+	for i := range t.NumField() {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if tag != "" && tag != "-" {
+			ks.types[tag] = t.Field(i).Type
+			ks.names = append(ks.names, tag)
+		}
+	}
+	yamlKeysCache.Store(t, ks)
+	return ks
+}
+
+// knownKeys reports every mapping key that names no field of t (by its
+// yaml tag), with its line: a misspelt key must not be ignored silently.
+func (v *validator) knownKeys(n *yaml.Node, t reflect.Type, path string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		ks := yamlKeysOf(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			p := k.Value
+			if path != "" {
+				p = path + "." + p
+			}
+			ft, ok := ks.types[k.Value]
+			if !ok {
+				v.problems = append(v.problems, Problem{File: v.file, Line: k.Line, Path: p,
+					Msg: "unknown key; the keys here are " + strings.Join(ks.names, ", ")})
+				continue
+			}
+			v.knownKeys(n.Content[i+1], ft, p)
+		}
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for i, c := range n.Content {
+			v.knownKeys(c, t.Elem(), path+"["+strconv.Itoa(i)+"]")
+		}
+	}
 }
 
 // yamlError turns the YAML library's multi-line type error into one line
@@ -329,6 +386,12 @@ func (e *Error) Error() string {
 	return strings.Join(s, "\n")
 }
 
+// lineOf is the line of path, 0 when unknown.
+func (v *validator) lineOf(path string) int {
+	v.ensureLines()
+	return v.lines[path]
+}
+
 // indexLines records the line of every mapping value and sequence item
 // under its path (domains[0].imap.port), so validation can say where.
 func indexLines(n *yaml.Node, path string, lines map[string]int) {
@@ -357,11 +420,23 @@ func indexLines(n *yaml.Node, path string, lines map[string]int) {
 
 type validator struct {
 	file     string
-	lines    map[string]int
+	root     *yaml.Node
+	lines    map[string]int // built at the first problem
 	problems []Problem
 }
 
+// ensureLines indexes the node tree's lines, once, when a problem needs them.
+func (v *validator) ensureLines() {
+	if v.lines == nil {
+		v.lines = map[string]int{}
+		if v.root != nil {
+			indexLines(v.root, "", v.lines)
+		}
+	}
+}
+
 func (v *validator) addf(path, format string, args ...any) {
+	v.ensureLines()
 	line, ok := v.lines[path]
 	for p := path; !ok && p != ""; { // fall back to the nearest enclosing key
 		i := strings.LastIndexAny(p, ".[")
@@ -408,7 +483,7 @@ func (v *validator) config(f *file, dir string) *Config {
 				p = fmt.Sprintf("%s.aliases[%d]", path, j-1)
 			}
 			if first, dup := seen[n]; dup {
-				v.addf(p, "%s is already configured at %s (line %d): each domain and alias may appear once", n, first, v.lines[first])
+				v.addf(p, "%s is already configured at %s (line %d): each domain and alias may appear once", n, first, v.lineOf(first))
 				continue
 			}
 			seen[n] = p

@@ -159,3 +159,43 @@ func FuzzParseSOAPRequest(f *testing.F) {
 		}
 	})
 }
+
+// The scanner handles the requests clients send, without falling back.
+func TestScanRequestTakesCommonRequests(t *testing.T) {
+	for _, body := range []string{
+		`<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="` + NSOutlookRequest + `"><Request><EMailAddress>jane@contoso.com</EMailAddress><AcceptableResponseSchema>` + NSOutlookResponse + `</AcceptableResponseSchema></Request></Autodiscover>`,
+		"<?xml version='1.0'?>\r\n<Autodiscover xmlns=\"" + NSMobileSyncRequest + "\">\r\n  <Request>\r\n    <EMailAddress> j@c.com </EMailAddress>\r\n    <AcceptableResponseSchema>" + NSMobileSyncResponse + "</AcceptableResponseSchema>\r\n  </Request>\r\n</Autodiscover>\r\n",
+	} {
+		r, ok := scanRequest([]byte(body))
+		want, err := parseRequestTree([]byte(body))
+		if !ok || err != nil || r != want {
+			t.Errorf("scan %+v %v; tree %+v %v", r, ok, want, err)
+		}
+	}
+	common := []byte(`<Autodiscover xmlns="` + NSOutlookRequest + `"><Request><EMailAddress>j@c.com</EMailAddress></Request></Autodiscover>`)
+	if n := testing.AllocsPerRun(100, func() { scanRequest(common) }); n > 1 {
+		t.Errorf("scanRequest makes %v allocations; only the address string is expected", n)
+	}
+}
+
+// FuzzScanRequest: wherever the scanner accepts a body, etree reads the
+// same Request from it.
+func FuzzScanRequest(f *testing.F) {
+	f.Add([]byte(`<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="` + NSOutlookRequest + `"><Request><EMailAddress>jane@contoso.com</EMailAddress><AcceptableResponseSchema>` + NSOutlookResponse + `</AcceptableResponseSchema></Request></Autodiscover>`))
+	f.Add([]byte(`<Autodiscover><Request><EMailAddress>a</EMailAddress><EMailAddress/><LegacyDN>x</LegacyDN><Other>y</Other></Request><Request><EMailAddress>b</EMailAddress></Request></Autodiscover>`))
+	f.Add([]byte(`<Autodiscover xmlns='x' a="1"><X><Y>t</Y></X><Request/></Autodiscover>`))
+	f.Add([]byte("<?xml version=\"2.0\"?><Autodiscover><Request/></Autodiscover>"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, ok := scanRequest(body)
+		if !ok {
+			return
+		}
+		want, err := parseRequestTree(body)
+		if err != nil {
+			t.Fatalf("scanner accepts what etree refuses (%v): %q", err, body)
+		}
+		if r != want {
+			t.Fatalf("scanner read %+v, etree %+v: %q", r, want, body)
+		}
+	})
+}

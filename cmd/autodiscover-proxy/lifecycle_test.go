@@ -229,3 +229,15 @@ func TestTLSVersionsAndHTTP2(t *testing.T) {
 		t.Errorf("TLS 1.0 with min_version 1.0: %v", err)
 	}
 }
+
+// The profiler is off unless -pprof asks for it.
+func TestPprofOffByDefault(t *testing.T) {
+	r := startServe(t)
+	if code, _ := get(t, http.DefaultClient, "http://"+r.admin+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("pprof without -pprof: %d", code)
+	}
+	on := startServe(t, "-pprof")
+	if code, body := get(t, http.DefaultClient, "http://"+on.admin+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("pprof with -pprof: %d", code)
+	}
+}

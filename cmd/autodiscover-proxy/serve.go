@@ -29,6 +29,7 @@ const certWatchInterval = 30 * time.Second
 // serveOptions are serve's flags.
 type serveOptions struct {
 	config, https, http, admin, logFormat string
+	pprof                                 bool
 }
 
 // serveFlags defines serve's flags; deploy files are checked against it.
@@ -41,6 +42,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.http, "http", "127.0.0.1:8080", "plain-HTTP listen `address` (ACME http-01, autoconfig, redirects); empty to disable")
 	fs.StringVar(&o.admin, "admin", "127.0.0.1:9100", "admin listen `address` for /healthz, /readyz and /metrics; empty to disable")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.BoolVar(&o.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the admin listener")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: autodiscover-proxy serve [-config FILE] [-https ADDR] [-http ADDR] [-admin ADDR] [-log-format text|json]\n\n"+
 			"example: autodiscover-proxy serve -config /etc/autodiscover-proxy/config.yaml -https :443 -http :80\n\n"+
@@ -108,7 +110,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		httpLn = listeners[len(listeners)-1]
 	}
 	if *adminAddr != "" {
-		if _, err := listen("admin", *adminAddr, svc.adminHandler()); err != nil {
+		if _, err := listen("admin", *adminAddr, svc.adminHandler(o.pprof)); err != nil {
 			return err
 		}
 	}
