@@ -7,10 +7,12 @@ import (
 	"io"
 	"strings"
 
+	"github.com/autodiscover-proxy/autodiscover-proxy/autodiscover"
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 )
 
-// checkConfig validates a config file and prints what would be served.
+// checkConfig validates a config file, builds every answer from it, and
+// prints what would be served.
 func checkConfig(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -31,6 +33,10 @@ func checkConfig(_ context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg, err := config.Load(*file)
 	if err != nil {
+		return err
+	}
+	// Build every answer too, exactly as serve and SIGHUP do.
+	if _, err := autodiscover.New(cfg); err != nil {
 		return err
 	}
 	printSummary(stdout, *file, cfg)

@@ -71,8 +71,14 @@ func TestServeReloadOnSIGHUP(t *testing.T) {
 	c.Transport.(*http.Transport).TLSClientConfig.RootCAs = rotated
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitFor(t, "the second config", func() bool {
-		_, body := get(t, c, url)
-		return strings.Contains(body, "<displayName>Second</displayName>")
+		// Until the reload is done the old certificate fails against the new root.
+		resp, err := c.Get(url)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), "<displayName>Second</displayName>")
 	})
 	if bytes.Equal(served.Raw, first) {
 		t.Error("SIGHUP did not reload the certificate files")
@@ -239,5 +245,24 @@ func TestPprofOffByDefault(t *testing.T) {
 	on := startServe(t, "-pprof")
 	if code, body := get(t, http.DefaultClient, "http://"+on.admin+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Errorf("pprof with -pprof: %d", code)
+	}
+}
+
+// Buffered log lines arrive whole, within the flush interval, and all of
+// them by Close.
+func TestBufferedLog(t *testing.T) {
+	var out syncBuffer
+	b := newBufferedLog(&out)
+	b.Write([]byte("line one\n"))
+	if out.String() != "" {
+		t.Error("written through at once: nothing was buffered")
+	}
+	waitFor(t, "the periodic flush", func() bool { return out.String() == "line one\n" })
+	for i := range 1000 {
+		fmt.Fprintf(b, "line %d\n", i)
+	}
+	b.Close(context.Background())
+	if n := strings.Count(out.String(), "\n"); n != 1001 {
+		t.Errorf("%d lines after Close, want 1001", n)
 	}
 }

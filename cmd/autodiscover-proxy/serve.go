@@ -58,7 +58,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	configFile, httpsAddr, httpAddr, adminAddr, logFormat := &o.config, &o.https, &o.http, &o.admin, &o.logFormat
-	log, err := newLogger(*logFormat, stderr)
+	logOut := newBufferedLog(stderr)
+	defer logOut.Close(context.Background())
+	log, err := newLogger(*logFormat, logOut)
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return errUsage
@@ -123,6 +125,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(hup)
 
 	announce(stdout, cfg, listeners, httpsLn, httpLn)
+	logOut.Flush() // what start-up said, at once
 	errc := make(chan error, len(servers))
 	for i, s := range servers {
 		ln := listeners[i]
@@ -148,6 +151,7 @@ wait:
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
 			svc.reload(runCtx) // logs and counts its own outcome
+			logOut.Flush()
 		case <-ctx.Done():
 			break wait
 		}

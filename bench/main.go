@@ -1,0 +1,534 @@
+// Command bench measures autodiscover-proxy against the limit of its HTTP
+// stack on this machine, on loopback only, in a few minutes:
+//
+//   - our server and, as the reference, a bare net/http server answering
+//     every request with a fixed body of the same size as ours, both driven
+//     by wrk (64 connections, keep-alive), interleaved, for POX, JSON and
+//     autoconfig over HTTP and HTTPS;
+//   - new TLS handshakes per second (ECDSA and RSA certificates) against a
+//     bare crypto/tls server;
+//   - loading a 100,000-domain config in the real binary (time, peak RSS).
+//
+// It prints a Markdown table and exits 1 when a target is missed. Run it
+// with bench/run, which installs wrk first.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
+	"github.com/autodiscover-proxy/autodiscover-proxy/internal/genconfig"
+)
+
+// Targets (issue 7).
+const (
+	targetReqRatio       = 0.85
+	targetHandshakeRatio = 0.90
+	targetLoadSeconds    = 2.0
+	targetLoadRSSMB      = 200
+)
+
+const domain = "bench.example"
+
+var (
+	duration    = flag.Duration("duration", 5*time.Second, "length of each wrk run and handshake run")
+	connections = flag.Int("connections", 64, "wrk connections")
+	reference   = flag.String("reference", "", "internal: run as the reference server with this sizes spec")
+	refCert     = flag.String("cert", "", "internal: reference certificate file")
+	refKey      = flag.String("key", "", "internal: reference key file")
+)
+
+func main() {
+	flag.Parse()
+	if *reference != "" {
+		runReference(*reference, *refCert, *refKey)
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+}
+
+// row is one measured comparison.
+type row struct {
+	name          string
+	ours, ref     result
+	ratio, target float64
+}
+
+type result struct {
+	rps      float64
+	p50, p99 string
+}
+
+func run() error {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return fmt.Errorf("wrk not found: run bench/run, which installs it (apt-get install wrk)")
+	}
+	dir, err := os.MkdirTemp("", "autodiscover-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "autodiscover-proxy")
+	fmt.Fprintln(os.Stderr, "building autodiscover-proxy ...")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/autodiscover-proxy").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+	ecCert, ecKey, err := writeCert(dir, "ecdsa", false)
+	if err != nil {
+		return err
+	}
+	rsaCert, rsaKey, err := writeCert(dir, "rsa", true)
+	if err != nil {
+		return err
+	}
+
+	var rows []row
+	ours, err := startOurs(bin, dir, ecCert, ecKey)
+	if err != nil {
+		return err
+	}
+	defer ours.stop()
+	probes := benchProbes()
+	sizes, err := answerSizes(ours, probes)
+	if err != nil {
+		return err
+	}
+	ref, err := startReference(sizes, ecCert, ecKey)
+	if err != nil {
+		return err
+	}
+	defer ref.stop()
+
+	for _, p := range probes {
+		for _, overTLS := range []bool{false, true} {
+			name := p.label + " over " + map[bool]string{false: "HTTP", true: "HTTPS"}[overTLS]
+			fmt.Fprintln(os.Stderr, "wrk:", name)
+			o, err := runWrk(dir, ours.url(overTLS), p)
+			if err != nil {
+				return fmt.Errorf("%s, ours: %w", name, err)
+			}
+			r, err := runWrk(dir, ref.url(overTLS), p)
+			if err != nil {
+				return fmt.Errorf("%s, reference: %w", name, err)
+			}
+			rows = append(rows, row{name: name, ours: o, ref: r, ratio: o.rps / r.rps, target: targetReqRatio})
+		}
+	}
+
+	fmt.Fprintln(os.Stderr, "TLS handshakes: ECDSA")
+	hsEC := row{name: "new TLS handshakes/s, ECDSA P-256", target: targetHandshakeRatio}
+	hsEC.ours.rps = handshakes(ours.httpsAddr)
+	hsEC.ref.rps = handshakes(ref.tlsOnlyAddr)
+	hsEC.ratio = hsEC.ours.rps / hsEC.ref.rps
+	ours.stop()
+	ref.stop()
+
+	fmt.Fprintln(os.Stderr, "TLS handshakes: RSA")
+	oursRSA, err := startOurs(bin, dir, rsaCert, rsaKey)
+	if err != nil {
+		return err
+	}
+	defer oursRSA.stop()
+	refRSA, err := startReference(sizes, rsaCert, rsaKey)
+	if err != nil {
+		return err
+	}
+	defer refRSA.stop()
+	hsRSA := row{name: "new TLS handshakes/s, RSA 2048", target: targetHandshakeRatio}
+	hsRSA.ours.rps = handshakes(oursRSA.httpsAddr)
+	hsRSA.ref.rps = handshakes(refRSA.tlsOnlyAddr)
+	hsRSA.ratio = hsRSA.ours.rps / hsRSA.ref.rps
+	rows = append(rows, hsEC, hsRSA)
+	oursRSA.stop()
+	refRSA.stop()
+
+	fmt.Fprintln(os.Stderr, "loading 100,000 domains ...")
+	loadSecs, rssMB, err := measureLoad(bin, dir, ecCert, ecKey)
+	if err != nil {
+		return err
+	}
+	return report(os.Stdout, rows, loadSecs, rssMB)
+}
+
+// benchProbe is one request shape measured.
+type benchProbe struct {
+	label string
+	probe clientcheck.Probe
+}
+
+func benchProbes() []benchProbe {
+	var out []benchProbe
+	for _, c := range []struct{ label, client string }{{"POX (outlook)", "outlook"}, {"JSON (v2)", "json"}, {"autoconfig", "thunderbird"}} {
+		p, _ := clientcheck.ProbeFor(c.client, "jane@"+domain, "")
+		out = append(out, benchProbe{c.label, p})
+	}
+	return out
+}
+
+// server is a process listening on loopback.
+type server struct {
+	cmd                              *exec.Cmd
+	httpsAddr, httpAddr, tlsOnlyAddr string
+	stopOnce                         sync.Once
+}
+
+func (s *server) url(overTLS bool) string {
+	if overTLS {
+		return "https://" + s.httpsAddr
+	}
+	return "http://" + s.httpAddr
+}
+
+func (s *server) stop() {
+	s.stopOnce.Do(func() {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		s.cmd.Wait()
+	})
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitListening(addr string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listens on %s after 15s", addr)
+}
+
+// startOurs runs autodiscover-proxy with a one-domain config. Requests on
+// the HTTP listener from 127.0.0.1 with X-Forwarded-Proto: https get the
+// HTTPS routes (the behind-an-ingress mode), so every dialect runs on both.
+// Its request log goes to a file, as in production.
+func startOurs(bin, dir, cert, key string) (*server, error) {
+	cfg := filepath.Join(dir, "bench.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("tls: {cert_file: %s, key_file: %s}\ntrusted_proxies: [127.0.0.1]\ndomains:\n  - name: %s\n    provider: microsoft365\n", cert, key, domain)), 0o600)
+	s := &server{httpsAddr: freeAddr(), httpAddr: freeAddr()}
+	logf, err := os.Create(filepath.Join(dir, "requests.log"))
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(bin, "serve", "-config", cfg, "-https", s.httpsAddr, "-http", s.httpAddr, "-admin", "", "-log-format", "json")
+	s.cmd.Stdout, s.cmd.Stderr = io.Discard, logf
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	if err := waitListening(s.httpsAddr); err != nil {
+		return nil, err
+	}
+	return s, waitListening(s.httpAddr)
+}
+
+// answerSizes asks our server every probe and keeps each body's size.
+func answerSizes(s *server, probes []benchProbe) (map[string]int, error) {
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	sizes := map[string]int{}
+	for _, p := range probes {
+		req, _ := http.NewRequest(p.probe.Method, s.url(true)+p.probe.Path, strings.NewReader(p.probe.Body))
+		req.Host = "autodiscover." + domain
+		if p.probe.ContentType != "" {
+			req.Header.Set("Content-Type", p.probe.ContentType)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("%s: HTTP %d", p.label, resp.StatusCode)
+		}
+		if _, err := p.probe.Read(resp.Header.Get("Content-Type"), body); err != nil {
+			return nil, fmt.Errorf("%s: %v", p.label, err)
+		}
+		path, _, _ := strings.Cut(p.probe.Path, "?")
+		sizes[path] = len(body)
+	}
+	return sizes, nil
+}
+
+// startReference runs this program as the reference server.
+func startReference(sizes map[string]int, cert, key string) (*server, error) {
+	s := &server{httpsAddr: freeAddr(), httpAddr: freeAddr(), tlsOnlyAddr: freeAddr()}
+	var spec []string
+	for p, n := range sizes {
+		spec = append(spec, p+"="+strconv.Itoa(n))
+	}
+	spec = append(spec, "addrs="+s.httpsAddr+","+s.httpAddr+","+s.tlsOnlyAddr)
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(self, "-reference", strings.Join(spec, ";"), "-cert", cert, "-key", key)
+	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	for _, a := range []string{s.httpsAddr, s.httpAddr, s.tlsOnlyAddr} {
+		if err := waitListening(a); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// runReference is the reference: net/http answering each path with a fixed
+// body of our size, on HTTP and HTTPS, and a bare crypto/tls listener that
+// completes handshakes and closes.
+func runReference(spec, certFile, keyFile string) {
+	bodies := map[string][]byte{}
+	var addrs []string
+	for _, kv := range strings.Split(spec, ";") {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "addrs" {
+			addrs = strings.Split(v, ",")
+			continue
+		}
+		n, _ := strconv.Atoi(v)
+		bodies[k] = bytes.Repeat([]byte("x"), n)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.Write(bodies[r.URL.Path])
+	})
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		panic(err)
+	}
+	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	go http.ListenAndServe(addrs[1], h)
+	go (&http.Server{Addr: addrs[0], Handler: h, TLSConfig: tlsConf}).ListenAndServeTLS("", "")
+	ln, err := tls.Listen("tcp", addrs[2], tlsConf)
+	if err != nil {
+		panic(err)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}()
+	}
+}
+
+var (
+	rpsRE = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	p50RE = regexp.MustCompile(`\s50%\s+(\S+)`)
+	p99RE = regexp.MustCompile(`\s99%\s+(\S+)`)
+)
+
+// runWrk drives one URL with wrk and reads its summary.
+func runWrk(dir, base string, p benchProbe) (result, error) {
+	script := filepath.Join(dir, "req.lua")
+	lua := fmt.Sprintf("wrk.method = %q\nwrk.headers[\"Host\"] = %q\nwrk.headers[\"X-Forwarded-Proto\"] = \"https\"\n",
+		p.probe.Method, "autodiscover."+domain)
+	if p.probe.Body != "" {
+		lua += fmt.Sprintf("wrk.body = %q\nwrk.headers[\"Content-Type\"] = %q\n", p.probe.Body, p.probe.ContentType)
+	}
+	if err := os.WriteFile(script, []byte(lua), 0o600); err != nil {
+		return result{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *duration+30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "wrk", "-t", "1", "-c", strconv.Itoa(*connections), "-d", duration.String(),
+		"--latency", "-s", script, base+p.probe.Path).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
+	}
+	if bytes.Contains(out, []byte("Non-2xx")) {
+		return result{}, fmt.Errorf("wrk saw non-2xx answers:\n%s", out)
+	}
+	m := rpsRE.FindSubmatch(out)
+	if m == nil {
+		return result{}, fmt.Errorf("no Requests/sec in wrk's output:\n%s", out)
+	}
+	rps, _ := strconv.ParseFloat(string(m[1]), 64)
+	r := result{rps: rps}
+	if m := p50RE.FindSubmatch(out); m != nil {
+		r.p50 = string(m[1])
+	}
+	if m := p99RE.FindSubmatch(out); m != nil {
+		r.p99 = string(m[1])
+	}
+	return r, nil
+}
+
+// handshakes counts completed new TLS handshakes per second (no session
+// resumption) from 8 concurrent clients.
+func handshakes(addr string) float64 {
+	var n atomic.Int64
+	deadline := time.Now().Add(*duration)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conf := &tls.Config{InsecureSkipVerify: true, ServerName: "autodiscover." + domain}
+			for time.Now().Before(deadline) {
+				c, err := tls.Dial("tcp", addr, conf)
+				if err != nil {
+					continue
+				}
+				if c.Handshake() == nil {
+					n.Add(1)
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / duration.Seconds()
+}
+
+// measureLoad starts serve on a generated 100,000-domain config and times
+// it from exec to listening: parse, validation and every answer built. The
+// peak RSS is the process's high-water mark (VmHWM).
+func measureLoad(bin, dir, cert, key string) (seconds, rssMB float64, err error) {
+	cfg := filepath.Join(dir, "big.yaml")
+	f, err := os.Create(cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	fmt.Fprintf(f, "tls: {cert_file: %s, key_file: %s}\n", cert, key)
+	genconfig.Write(f, 100000)
+	f.Close()
+	addr := freeAddr()
+	cmd := exec.Command(bin, "serve", "-config", cfg, "-https", addr, "-http", "", "-admin", "")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Since(start) > 60*time.Second {
+			return 0, 0, fmt.Errorf("serve with 100,000 domains does not listen after 60s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	seconds = time.Since(start).Seconds()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(status)
+	if m == nil {
+		return 0, 0, fmt.Errorf("no VmHWM in /proc status")
+	}
+	kb, _ := strconv.Atoi(string(m[1]))
+	return seconds, float64(kb) / 1024, nil
+}
+
+func report(w io.Writer, rows []row, loadSecs, rssMB float64) error {
+	missed := 0
+	mark := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		missed++
+		return "**no**"
+	}
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, "Measured %s on %s: %d CPUs, %s/%s, %s, wrk 4.1 with %d connections, %s per run, loopback.\n\n",
+		time.Now().UTC().Format("2006-01-02"), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), *connections, *duration)
+	fmt.Fprintln(w, "| measure | autodiscover-proxy | reference | ratio | target | met |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, r := range rows {
+		o := fmt.Sprintf("%.0f/s", r.ours.rps)
+		ref := fmt.Sprintf("%.0f/s", r.ref.rps)
+		if r.ours.p50 != "" {
+			o += fmt.Sprintf(" (p50 %s, p99 %s)", r.ours.p50, r.ours.p99)
+			ref += fmt.Sprintf(" (p50 %s, p99 %s)", r.ref.p50, r.ref.p99)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.2f | ≥ %.2f | %s |\n", r.name, o, ref, r.ratio, r.target, mark(r.ratio >= r.target))
+	}
+	fmt.Fprintf(w, "| serve with 100,000 domains: start to listening | %.2f s, peak RSS %.0f MB | | | < %.0f s, < %d MB | %s |\n",
+		loadSecs, rssMB, targetLoadSeconds, targetLoadRSSMB, mark(loadSecs < targetLoadSeconds && rssMB < targetLoadRSSMB))
+	if missed > 0 {
+		fmt.Fprintf(w, "\n%d target(s) missed\n", missed)
+		os.Exit(1)
+	}
+	return nil
+}
+
+// writeCert writes a self-signed certificate for the bench host names.
+func writeCert(dir, name string, useRSA bool) (certFile, keyFile string, err error) {
+	var key any
+	var pub any
+	if useRSA {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return "", "", err
+		}
+		key, pub = k, &k.PublicKey
+	} else {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return "", "", err
+		}
+		key, pub = k, &k.PublicKey
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "autodiscover." + domain},
+		DNSNames: []string{"autodiscover." + domain, "autoconfig." + domain}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
+	if err != nil {
+		return "", "", err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile, nil
+}
