@@ -12,35 +12,58 @@ import (
 	"github.com/beevik/etree"
 )
 
-// answers are one domain's documents. Each distinct document is rendered
-// once per config load and shared by every domain with the same settings
-// (100,000 domains on a preset share one set); a request fills in only the
-// user's and the domain's own parts (Template slots).
+// answers are one domain's documents. Each distinct document shape is
+// rendered once per config load and shared by every domain with the same
+// ports, security, login form and provider (100,000 domains share a
+// handful); a request fills in the user's parts and the domain's values
+// (Template slots, laid out below).
 type answers struct {
 	domain *config.Domain
+	values []string // the domain's slot values, from slotIMAPHost on
 
-	// outlook: slots 0 display name, 1 address, 2 login name.
+	// outlook 2006a settings.
 	outlook *xmlschema.Template
 	// outlookRedirect is the static redirectUrl answer for Outlook asking
 	// for Exchange, or nil when the domain's policy is "settings".
 	outlookRedirect []byte
-	// mobilesync: slots 0 display name, 1 address; nil without ActiveSync.
+	// mobilesync; nil without ActiveSync.
 	mobilesync *xmlschema.Template
 	// autoconfig is the Thunderbird document before and after the preset's
-	// SMTP password cutoff (the same template when there is none); its
-	// slots are autoconfigValues: provider id, display name, domains.
+	// SMTP password cutoff (the same template when there is none).
 	autoconfigBefore, autoconfigAfter *xmlschema.Template
-	autoconfigValues                  []string
 	// autodiscoverV1 is our own POX URL, for Autodiscover v2.
 	autodiscoverV1 string
 }
 
-// Slots of the per-user templates.
+// Template slots. The first three are the user's, filled per request; the
+// rest are answers.values.
 const (
-	slotDisplayName = 0
-	slotAddress     = 1
-	slotLogin       = 2
+	slotDisplayName = iota
+	slotAddress
+	slotLogin
+	slotIMAPHost
+	slotPOP3Host
+	slotSMTPHost
+	slotEWSURL
+	slotEWSHost
+	slotActiveSyncURL
+	slotProviderID
+	slotDomainDisplay
+	slotDomains // the domain and its aliases, to the end
 )
+
+// noUser fills the user slots of documents that have none (autoconfig).
+var noUser [slotIMAPHost]string
+
+func domainValues(d *config.Domain) []string {
+	host := func(s *config.Server) string {
+		if s == nil {
+			return ""
+		}
+		return s.Host
+	}
+	return append([]string{host(d.IMAP), host(d.POP3), host(d.SMTP), d.EWSURL, urlHost(d.EWSURL), d.ActiveSyncURL, d.Name, d.DisplayName}, d.Names()...)
+}
 
 // ttlHours is how long Outlook may cache the POX answer (MS-OXDSCLI TTL,
 // default 1).
@@ -68,18 +91,20 @@ func (c *compiler) template(key string, build func() *etree.Document) (*xmlschem
 	return t, nil
 }
 
-func serverKey(s *config.Server) string {
+// shapeKey is what a server contributes to a document's shape: host names
+// are slots, ports and security are not.
+func shapeKey(s *config.Server) string {
 	if s == nil {
 		return "-|"
 	}
-	return s.Host + ":" + strconv.Itoa(s.Port) + ":" + string(s.Security) + "|"
+	return strconv.Itoa(s.Port) + ":" + string(s.Security) + "|"
 }
 
 func (c *compiler) compile(d *config.Domain) (*answers, error) {
-	a := &answers{domain: d, autodiscoverV1: "https://autodiscover." + d.Name + "/autodiscover/autodiscover.xml"}
-	servers := serverKey(d.IMAP) + serverKey(d.POP3) + serverKey(d.SMTP)
+	a := &answers{domain: d, values: domainValues(d), autodiscoverV1: "https://autodiscover." + d.Name + "/autodiscover/autodiscover.xml"}
+	servers := shapeKey(d.IMAP) + shapeKey(d.POP3) + shapeKey(d.SMTP)
 	var err error
-	if a.outlook, err = c.template("outlook|"+servers+d.EWSURL, func() *etree.Document { return outlookSettings(d).Document() }); err != nil {
+	if a.outlook, err = c.template("outlook|"+servers+strconv.FormatBool(d.EWSURL != ""), func() *etree.Document { return outlookSettings(d).Document() }); err != nil {
 		return nil, fmt.Errorf("domain %s: outlook answer: %w", d.Name, err)
 	}
 	if d.OutlookExchange == config.OutlookRedirect {
@@ -92,20 +117,19 @@ func (c *compiler) compile(d *config.Domain) (*answers, error) {
 		}
 	}
 	if d.ActiveSyncURL != "" {
-		if a.mobilesync, err = c.template("eas|"+d.ActiveSyncURL, func() *etree.Document { return mobileSync(d).Document() }); err != nil {
+		if a.mobilesync, err = c.template("eas", func() *etree.Document { return mobileSync().Document() }); err != nil {
 			return nil, fmt.Errorf("domain %s: mobilesync answer: %w", d.Name, err)
 		}
 	}
-	names := d.Names()
-	a.autoconfigValues = append([]string{d.Name, d.DisplayName}, names...)
+	n := 1 + len(d.Aliases)
 	p := d.Provider
 	for _, v := range []struct {
 		t   **xmlschema.Template
 		now time.Time
 	}{{&a.autoconfigBefore, p.SMTPPasswordUntil.Add(-1)}, {&a.autoconfigAfter, p.SMTPPasswordUntil}} {
 		auth := d.SMTPAuth(v.now)
-		key := "tb|" + p.Name + "|" + servers + d.LoginName + "|" + strings.Join(auth, ",") + "|" + strconv.Itoa(len(names))
-		if *v.t, err = c.template(key, func() *etree.Document { return thunderbird(d, auth, len(names)).Document() }); err != nil {
+		key := "tb|" + p.Name + "|" + servers + d.LoginName + "|" + strings.Join(auth, ",") + "|" + strconv.Itoa(n)
+		if *v.t, err = c.template(key, func() *etree.Document { return thunderbird(d, auth, n).Document() }); err != nil {
 			return nil, fmt.Errorf("domain %s: autoconfig: %w", d.Name, err)
 		}
 	}
@@ -126,12 +150,13 @@ func (a *answers) v2URL(proto string) (string, bool) {
 	return u, u != ""
 }
 
-func mobileSync(d *config.Domain) *xmlschema.MobileSyncResponse {
+func mobileSync() *xmlschema.MobileSyncResponse {
+	url := xmlschema.Slot(slotActiveSyncURL)
 	return &xmlschema.MobileSyncResponse{
 		Culture:      "en:us",
 		DisplayName:  xmlschema.Slot(slotDisplayName),
 		EMailAddress: xmlschema.Slot(slotAddress),
-		Servers:      []xmlschema.MobileSyncServer{{Type: "MobileSync", URL: d.ActiveSyncURL, Name: d.ActiveSyncURL}},
+		Servers:      []xmlschema.MobileSyncServer{{Type: "MobileSync", URL: url, Name: url}},
 	}
 }
 
@@ -141,21 +166,22 @@ func outlookSettings(d *config.Domain) *xmlschema.OutlookResponse {
 	login := xmlschema.Slot(slotLogin)
 	var protos []xmlschema.Protocol
 	for _, s := range []struct {
-		typ string
-		srv *config.Server
-	}{{xmlschema.TypeIMAP, d.IMAP}, {xmlschema.TypePOP3, d.POP3}, {xmlschema.TypeSMTP, d.SMTP}} {
+		typ  string
+		srv  *config.Server
+		host int
+	}{{xmlschema.TypeIMAP, d.IMAP, slotIMAPHost}, {xmlschema.TypePOP3, d.POP3, slotPOP3Host}, {xmlschema.TypeSMTP, d.SMTP, slotSMTPHost}} {
 		if s.srv != nil {
-			protos = append(protos, poxProtocol(s.typ, s.srv, login))
+			protos = append(protos, poxProtocol(s.typ, s.srv, xmlschema.Slot(s.host), login))
 		}
 	}
 	if d.EWSURL != "" {
 		// exchangelib reads EwsUrl from EXPR (preferred) or EXCH, Thunderbird
 		// only from EXCH/EXHTTP: send both (CLIENTS.md). ASUrl is the
 		// Availability Service, which is EWS too.
-		host := urlHost(d.EWSURL)
+		host, ews := xmlschema.Slot(slotEWSHost), xmlschema.Slot(slotEWSURL)
 		protos = append(protos,
-			xmlschema.Protocol{Type: xmlschema.TypeEXCH, Server: host, ASUrl: d.EWSURL, EwsURL: d.EWSURL},
-			xmlschema.Protocol{Type: xmlschema.TypeEXPR, Server: host, SSL: xmlschema.On, ASUrl: d.EWSURL, EwsURL: d.EWSURL},
+			xmlschema.Protocol{Type: xmlschema.TypeEXCH, Server: host, ASUrl: ews, EwsURL: ews},
+			xmlschema.Protocol{Type: xmlschema.TypeEXPR, Server: host, SSL: xmlschema.On, ASUrl: ews, EwsURL: ews},
 		)
 	}
 	return &xmlschema.OutlookResponse{
@@ -167,10 +193,10 @@ func outlookSettings(d *config.Domain) *xmlschema.OutlookResponse {
 	}
 }
 
-func poxProtocol(typ string, s *config.Server, login string) xmlschema.Protocol {
+func poxProtocol(typ string, s *config.Server, host, login string) xmlschema.Protocol {
 	p := xmlschema.Protocol{
 		Type:      typ,
-		Server:    s.Host,
+		Server:    host,
 		Port:      s.Port,
 		LoginName: login,
 		// DomainName is not used: the login name is complete.
@@ -201,30 +227,29 @@ func outlookRedirect(u string) *xmlschema.OutlookResponse {
 	}}
 }
 
-// thunderbird is the config-v1.1.xml document with slots for the domain's
-// own parts: 0 the provider id, 1 the display name, 2.. the n domain
-// names. Its login names use Thunderbird's own placeholders, so it is the
-// same for every user.
+// thunderbird is the config-v1.1.xml document for domains of n names, with
+// the domain's parts as slots. Its login names use Thunderbird's own
+// placeholders, so it is the same for every user.
 func thunderbird(d *config.Domain, smtpAuth []string, n int) *xmlschema.ClientConfig {
 	p := d.Provider
 	ep := xmlschema.EmailProvider{
-		ID:               xmlschema.Slot(0),
-		DisplayName:      xmlschema.Slot(1),
-		DisplayShortName: xmlschema.Slot(1),
+		ID:               xmlschema.Slot(slotProviderID),
+		DisplayName:      xmlschema.Slot(slotDomainDisplay),
+		DisplayShortName: xmlschema.Slot(slotDomainDisplay),
 	}
 	for i := range n {
-		ep.Domains = append(ep.Domains, xmlschema.Slot(2+i))
+		ep.Domains = append(ep.Domains, xmlschema.Slot(slotDomains+i))
 	}
 	if d.IMAP != nil {
-		ep.IncomingServers = append(ep.IncomingServers, incoming("imap", d.IMAP, d.LoginName, p.IncomingAuth))
+		ep.IncomingServers = append(ep.IncomingServers, incoming("imap", d.IMAP, xmlschema.Slot(slotIMAPHost), d.LoginName, p.IncomingAuth))
 	}
 	if d.POP3 != nil {
-		s := incoming("pop3", d.POP3, d.LoginName, p.IncomingAuth)
+		s := incoming("pop3", d.POP3, xmlschema.Slot(slotPOP3Host), d.LoginName, p.IncomingAuth)
 		s.LeaveMessagesOnServer = true
 		ep.IncomingServers = append(ep.IncomingServers, s)
 	}
 	ep.OutgoingServers = []xmlschema.OutgoingServer{{
-		Hostname: d.SMTP.Host, Port: d.SMTP.Port, SocketType: socketType(d.SMTP.Security),
+		Hostname: xmlschema.Slot(slotSMTPHost), Port: d.SMTP.Port, SocketType: socketType(d.SMTP.Security),
 		Username: d.LoginName, Authentication: smtpAuth,
 	}}
 	if p.DocumentationURL != "" {
@@ -239,9 +264,9 @@ func thunderbird(d *config.Domain, smtpAuth []string, n int) *xmlschema.ClientCo
 	return c
 }
 
-func incoming(typ string, s *config.Server, login string, auth []string) xmlschema.IncomingServer {
+func incoming(typ string, s *config.Server, host, login string, auth []string) xmlschema.IncomingServer {
 	return xmlschema.IncomingServer{
-		Type: typ, Hostname: s.Host, Port: s.Port, SocketType: socketType(s.Security),
+		Type: typ, Hostname: host, Port: s.Port, SocketType: socketType(s.Security),
 		Username: login, Authentication: auth,
 	}
 }

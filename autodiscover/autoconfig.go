@@ -21,11 +21,11 @@ var autoconfigPaths = []string{
 // document is the same for every user of a domain: logins use
 // Thunderbird's own placeholders.
 func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := recordOf(w)
 	rec.dialect = "autoconfig"
 	st := s.site.Load()
 	var a *answers
-	if email := queryFold(r.URL.Query(), "emailaddress"); email != "" {
+	if email := queryParam(r.URL.RawQuery, "emailaddress"); email != "" {
 		addr, err := config.ParseAddress(email)
 		if err != nil {
 			rec.outcome = "bad_address"
@@ -51,7 +51,7 @@ func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	*bp = t.Append((*bp)[:0], a.autoconfigValues...)
+	*bp = t.Append((*bp)[:0], noUser[:], a.values)
 	h := w.Header()
 	h.Set("Content-Type", contentTypeXML)
 	h.Set("Cache-Control", "public, max-age=3600")

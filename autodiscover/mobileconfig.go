@@ -132,7 +132,7 @@ func reverseDNS(domain string) string {
 // /mobileconfig/<addr>.mobileconfig: an Apple configuration profile, for
 // iPhone, iPad and Mac users (the setup page links to it).
 func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := recordOf(w)
 	rec.dialect = "apple"
 	email := r.URL.Query().Get("email")
 	if rest, ok := strings.CutPrefix(r.URL.Path, mobileconfigPrefix); ok {

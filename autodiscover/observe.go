@@ -1,7 +1,6 @@
 package autodiscover
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,20 +25,19 @@ type record struct {
 	status   int
 }
 
-type recordKey struct{}
-
-// recordOf returns the request's record; a throwaway one when the request
-// did not pass through observe (handlers called directly in tests).
-func recordOf(r *http.Request) *record {
-	if rec, ok := r.Context().Value(recordKey{}).(*record); ok {
-		return rec
+// recordOf returns the request's record, which travels with the
+// ResponseWriter (no new context per request); a throwaway one when the
+// handler was called without observe.
+func recordOf(w http.ResponseWriter) *record {
+	if sw, ok := w.(*statusWriter); ok {
+		return &sw.rec
 	}
 	return &record{}
 }
 
 type statusWriter struct {
 	http.ResponseWriter
-	rec *record
+	rec record
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -60,8 +58,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &record{}
-		next.ServeHTTP(&statusWriter{w, rec}, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		rec := &sw.rec
 		d := time.Since(start)
 		s.Metrics.observe(rec, d)
 		cfg := s.site.Load().cfg

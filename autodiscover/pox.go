@@ -46,7 +46,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 // HTTP 200 with an XML document. Authorization is never read: we never
 // prompt for or check credentials.
 func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := recordOf(w)
 	rec.dialect = "pox"
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -123,7 +123,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 		s.poxError(w, xmlschema.ErrorSchemaUnavailable)
 	case rec.dialect == "mobilesync":
 		rec.outcome = "settings"
-		*bp = a.mobilesync.Append(body[:0], email, email)
+		*bp = a.mobilesync.Append(body[:0], []string{email, email, ""}, a.values)
 		writeXML(w, *bp)
 	case a.outlookRedirect != nil && wantsExchange(r):
 		// Shared and static: written as it is, never put in the pool.
@@ -135,7 +135,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 		if a.domain.LoginName != config.LoginEmailAddress {
 			login = a.domain.LoginFor(addr)
 		}
-		*bp = a.outlook.Append(body[:0], email, email, login)
+		*bp = a.outlook.Append(body[:0], []string{email, email, login}, a.values)
 		writeXML(w, *bp)
 	}
 }
@@ -150,7 +150,7 @@ func wantsExchange(r *http.Request) bool {
 // poxGet answers GET on autodiscover.xml over HTTPS. Some mobile clients
 // send GET; it carries no address, so it is an invalid request (600).
 func (s *Server) poxGet(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := recordOf(w)
 	rec.dialect, rec.outcome = "pox", "get"
 	s.poxError(w, xmlschema.ErrorInvalidRequest)
 }
@@ -164,7 +164,7 @@ func (s *Server) poxError(w http.ResponseWriter, code int) {
 	idText := strconv.AppendUint(id[:0], uint64(uint32(now.UnixNano()/100)), 10)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	*bp = errorTemplates[code].Append((*bp)[:0], now.Format("15:04:05.0000000"), string(idText))
+	*bp = errorTemplates[code].Append((*bp)[:0], []string{now.Format("15:04:05.0000000"), string(idText)}, nil)
 	writeXML(w, *bp)
 }
 

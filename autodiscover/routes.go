@@ -88,7 +88,7 @@ func prefixFold(prefix string) mux.MatcherFunc {
 // poxRedirect is the HTTP-redirect method: 302 to the https URL, only for
 // our own host names (no open redirect).
 func (s *Server) poxRedirect(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := recordOf(w)
 	rec.dialect = "pox"
 	a := s.site.Load().hostDomain(r.Host)
 	if a == nil {
@@ -103,7 +103,7 @@ func (s *Server) poxRedirect(w http.ResponseWriter, r *http.Request) {
 // toHTTPS sends any other plain-HTTP request for one of our hosts to the
 // same path over HTTPS: 301 for GET/HEAD, 308 (method kept) otherwise.
 func (s *Server) toHTTPS(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := recordOf(w)
 	rec.dialect = "http"
 	a := s.site.Load().hostDomain(r.Host)
 	if a == nil {
@@ -120,11 +120,11 @@ func (s *Server) toHTTPS(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	recordOf(r).outcome = "not_found"
+	recordOf(w).outcome = "not_found"
 	http.NotFound(w, r)
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	recordOf(r).outcome = "method_not_allowed"
+	recordOf(w).outcome = "method_not_allowed"
 	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 }

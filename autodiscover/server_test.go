@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -267,6 +268,30 @@ func FuzzSOAP(f *testing.F) {
 		}
 		if _, err := clientcheck.ReadSOAP(w.Header().Get("Content-Type"), w.Body.Bytes()); err != nil {
 			t.Fatalf("answer to %q unreadable: %v\n%s", body, err, w.Body)
+		}
+	})
+}
+
+// FuzzQueryParam: where url.ParseQuery has non-empty values for exactly
+// the key, queryParam returns the first of them.
+func FuzzQueryParam(f *testing.F) {
+	for _, q := range []string{"Email=a%40b.c&Protocol=Ews", "email=x&Email=", "Email=&Email=y", "a=1;b=2&Email=z", "Email=%zz&Email=ok", "EMAIL=fold"} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		vals, _ := url.ParseQuery(q)
+		var want string
+		for _, v := range vals["Email"] {
+			if v != "" {
+				want = v
+				break
+			}
+		}
+		if want == "" {
+			return
+		}
+		if got := queryParam(q, "Email"); got != want {
+			t.Fatalf("queryParam(%q) = %q, ParseQuery's first value is %q", q, got, want)
 		}
 	})
 }

@@ -52,7 +52,7 @@ type setupPage struct {
 // nothing about which mailboxes exist: every address of a served domain
 // gets the same page.
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := recordOf(w)
 	rec.dialect, rec.outcome = "setup", "form"
 	page := setupPage{Email: r.URL.Query().Get("email")}
 	if page.Email != "" {

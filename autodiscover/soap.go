@@ -20,7 +20,7 @@ const maxSOAPUsers = 100
 // for bad input). Per-user and per-setting problems are HTTP 200 answers
 // with ErrorCodes, as Exchange gives them.
 func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := recordOf(w)
 	rec.dialect = "soap"
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)

@@ -45,14 +45,13 @@ type v2Error struct {
 // answered always comes from the config, never from the query: scanners
 // send ProxyShell-style "autodiscover.json?@..." probes.
 func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := recordOf(w)
 	rec.dialect = "json"
-	q := r.URL.Query()
-	email := queryFold(q, "Email")
+	email := queryParam(r.URL.RawQuery, "Email")
 	if len(r.URL.Path) > len(v2PathPrefix) {
 		email = r.URL.Path[len(v2PathPrefix):]
 	}
-	proto := queryFold(q, "Protocol")
+	proto := queryParam(r.URL.RawQuery, "Protocol")
 	if proto == "" || email == "" {
 		rec.outcome = "bad_request"
 		writeJSON(w, http.StatusBadRequest, v2Error{"MandatoryParameterMissing",
@@ -98,15 +97,32 @@ func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v2Answer{Protocol: name, URL: u})
 }
 
-// queryFold returns the first value of a query parameter whose name
-// matches key case-insensitively.
-func queryFold(q url.Values, key string) string {
-	if v := q.Get(key); v != "" {
+// queryParam returns the value of a query parameter as url.ParseQuery
+// decodes it, without building the map: the first non-empty value of a
+// parameter named exactly key, else of one whose name matches key
+// case-insensitively. Pairs ParseQuery would drop (bad escapes, ";") are
+// skipped.
+func queryParam(rawQuery, key string) string {
+	if v := scanQuery(rawQuery, key, false); v != "" {
 		return v
 	}
-	for k, vs := range q {
-		if strings.EqualFold(k, key) && len(vs) > 0 {
-			return vs[0]
+	return scanQuery(rawQuery, key, true)
+}
+
+func scanQuery(q, key string, fold bool) string {
+	for q != "" {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		if strings.Contains(pair, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil || !(k == key || fold && strings.EqualFold(k, key)) {
+			continue
+		}
+		if v, err = url.QueryUnescape(v); err == nil && v != "" {
+			return v
 		}
 	}
 	return ""

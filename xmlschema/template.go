@@ -72,14 +72,21 @@ func (t *Template) Slots() int {
 // Size is the length of the static parts, a good buffer size hint.
 func (t *Template) Size() int { return t.size }
 
-// Append writes the document with values[i] in slot i, escaped for XML text
-// and attribute values alike. It panics if a slot has no value, which is a
-// programming error caught by the tests.
-func (t *Template) Append(dst []byte, values ...string) []byte {
+// Append writes the document with the slots filled from first followed by
+// rest (slot i is first[i], or rest[i-len(first)]: per-request values, then
+// the values shared by a domain), escaped for XML text and attribute values
+// alike. It panics if a slot has no value, a programming error the tests
+// catch.
+func (t *Template) Append(dst []byte, first, rest []string) []byte {
 	for i, p := range t.parts {
 		dst = append(dst, p...)
 		if i < len(t.slots) {
-			dst = AppendEscaped(dst, values[t.slots[i]])
+			v := t.slots[i]
+			if v < len(first) {
+				dst = AppendEscaped(dst, first[v])
+			} else {
+				dst = AppendEscaped(dst, rest[v-len(first)])
+			}
 		}
 	}
 	return dst

@@ -20,7 +20,7 @@ func TestTemplate(t *testing.T) {
 	if tp.Slots() != 2 {
 		t.Fatalf("Slots() = %d, want 2", tp.Slots())
 	}
-	out := string(tp.Append(nil, `Ann & "Co" <x>`, "a'b@example.com"))
+	out := string(tp.Append(nil, []string{`Ann & "Co" <x>`}, []string{"a'b@example.com"}))
 	for _, want := range []string{
 		"<DisplayName>Ann &amp; &quot;Co&quot; &lt;x&gt;</DisplayName>",
 		"<AutoDiscoverSMTPAddress>a&apos;b@example.com</AutoDiscoverSMTPAddress>",
@@ -38,7 +38,7 @@ func TestTemplate(t *testing.T) {
 	doc.Root().FindElement("Response/User/AutoDiscoverSMTPAddress").SetText("b@example.com")
 	doc.Root().FindElement("Response/Account/Protocol/LoginName").SetText("b@example.com")
 	want, _ := doc.WriteToString()
-	if got := string(tp.Append(nil, "Ann", "b@example.com")); got != want {
+	if got := string(tp.Append(nil, []string{"Ann", "b@example.com"}, nil)); got != want {
 		t.Errorf("template output differs from etree's:\n%s\nwant\n%s", got, want)
 	}
 }

@@ -69,12 +69,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *configFile == "" {
-		log.Info("no -config given: serving the embedded default (example.com, microsoft365)")
-	}
 	svc, err := newService(*configFile, cfg, *httpsAddr != "", log)
 	if err != nil {
 		return err
+	}
+	afterLoad()
+	if *configFile == "" {
+		log.Info("no -config given: serving the embedded default (example.com, microsoft365)")
 	}
 
 	// Listen first, so the ports are known (and printed) before serving.
@@ -151,6 +152,7 @@ wait:
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
 			svc.reload(runCtx) // logs and counts its own outcome
+			afterLoad()
 			logOut.Flush()
 		case <-ctx.Done():
 			break wait
