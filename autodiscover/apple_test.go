@@ -2,15 +2,9 @@ package autodiscover
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,9 +13,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
+	"github.com/autodiscover-proxy/autodiscover-proxy/internal/testpki"
 	"github.com/smallstep/pkcs7"
 	"howett.net/plist"
 )
@@ -169,34 +163,12 @@ func TestProfileDeterministic(t *testing.T) {
 	}
 }
 
-// testChain makes a root, an intermediate and a leaf for hosts, like a
-// public CA's chain, and returns the served certificate and the root pool.
+// testChain makes a chain for hosts and writes its root to dir/ca.pem.
 func testChain(t *testing.T, dir string, hosts ...string) (*tls.Certificate, *x509.CertPool, string) {
 	t.Helper()
-	mk := func(tmpl, parent *x509.Certificate, pkey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if parent == nil {
-			parent, pkey = tmpl, key
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, pkey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := x509.ParseCertificate(der)
-		return c, key
-	}
-	now := time.Now()
-	root, rk := mk(&x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Root"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, nil)
-	mid, mk2 := mk(&x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Test Intermediate"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, root, rk)
-	leaf, lk := mk(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: hosts[0]}, DNSNames: hosts, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, mid, mk2)
-	pool := x509.NewCertPool()
-	pool.AddCert(root)
-	caFile := filepath.Join(dir, "ca.pem")
-	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), 0o600)
-	return &tls.Certificate{Certificate: [][]byte{leaf.Raw, mid.Raw}, PrivateKey: lk, Leaf: leaf}, pool, caFile
+	c := testpki.New(t, hosts...)
+	_, _, caFile := c.WriteFiles(t, dir)
+	return c.Cert, c.Roots, caFile
 }
 
 // Profiles are signed with the certificate that serves the host: CMS

@@ -85,26 +85,26 @@ func prefixFold(prefix string) mux.MatcherFunc {
 	}
 }
 
-// poxRedirect is the HTTP-redirect method: 302 to the https URL, only for
-// our own host names (no open redirect).
+// poxRedirect is the HTTP-redirect method: 302 to the https URL.
 func (s *Server) poxRedirect(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(w)
-	rec.dialect = "pox"
-	a := s.site.Load().hostDomain(r.Host)
-	if a == nil {
-		rec.outcome = "unknown_domain"
-		http.NotFound(w, r)
-		return
-	}
-	rec.domain, rec.outcome = a.domain.Name, "redirect"
-	http.Redirect(w, r, s.httpsURL(r.Host, "/autodiscover/autodiscover.xml"), http.StatusFound)
+	s.redirectOwnHost(w, r, "pox", "/autodiscover/autodiscover.xml", http.StatusFound)
 }
 
 // toHTTPS sends any other plain-HTTP request for one of our hosts to the
 // same path over HTTPS: 301 for GET/HEAD, 308 (method kept) otherwise.
 func (s *Server) toHTTPS(w http.ResponseWriter, r *http.Request) {
+	code := http.StatusMovedPermanently
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		code = http.StatusPermanentRedirect
+	}
+	s.redirectOwnHost(w, r, "http", r.URL.EscapedPath(), code)
+}
+
+// redirectOwnHost redirects to https://<the request's host>path, only for
+// our own host names: no open redirect.
+func (s *Server) redirectOwnHost(w http.ResponseWriter, r *http.Request, dialect, path string, code int) {
 	rec := recordOf(w)
-	rec.dialect = "http"
+	rec.dialect = dialect
 	a := s.site.Load().hostDomain(r.Host)
 	if a == nil {
 		rec.outcome = "unknown_domain"
@@ -112,11 +112,7 @@ func (s *Server) toHTTPS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.domain, rec.outcome = a.domain.Name, "redirect"
-	code := http.StatusMovedPermanently
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		code = http.StatusPermanentRedirect
-	}
-	http.Redirect(w, r, s.httpsURL(r.Host, r.URL.EscapedPath()), code)
+	http.Redirect(w, r, s.httpsURL(r.Host, path), code)
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {

@@ -67,15 +67,24 @@ func soapError(op, code, msg string) *xmlschema.SOAPResponse {
 	return &xmlschema.SOAPResponse{Operation: op, ErrorCode: code, ErrorMessage: msg}
 }
 
+// invalidSOAPRequest is the InvalidRequest answer for a request that names
+// no items (users or domains), too many, or no setting; nil when it is fine.
+func invalidSOAPRequest(op string, items int, what string, settings []string) *xmlschema.SOAPResponse {
+	switch {
+	case items == 0:
+		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names no "+what+".")
+	case items > maxSOAPUsers:
+		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names more than 100 "+what+"s.")
+	case len(settings) == 0:
+		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names no setting.")
+	}
+	return nil
+}
+
 func (st *site) userSettings(req *xmlschema.SOAPRequest, rec *record) *xmlschema.SOAPResponse {
 	op := xmlschema.OpGetUserSettings
-	switch {
-	case len(req.Mailboxes) == 0:
-		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names no user.")
-	case len(req.Mailboxes) > maxSOAPUsers:
-		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names more than 100 users.")
-	case len(req.RequestedSettings) == 0:
-		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names no setting.")
+	if bad := invalidSOAPRequest(op, len(req.Mailboxes), "user", req.RequestedSettings); bad != nil {
+		return bad
 	}
 	resp := &xmlschema.SOAPResponse{Operation: op, ErrorCode: xmlschema.SOAPNoError}
 	for _, mbx := range req.Mailboxes {
@@ -111,13 +120,8 @@ func (st *site) userSettings(req *xmlschema.SOAPRequest, rec *record) *xmlschema
 
 func (st *site) domainSettings(req *xmlschema.SOAPRequest, rec *record) *xmlschema.SOAPResponse {
 	op := xmlschema.OpGetDomainSettings
-	switch {
-	case len(req.Domains) == 0:
-		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names no domain.")
-	case len(req.Domains) > maxSOAPUsers:
-		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names more than 100 domains.")
-	case len(req.RequestedSettings) == 0:
-		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names no setting.")
+	if bad := invalidSOAPRequest(op, len(req.Domains), "domain", req.RequestedSettings); bad != nil {
+		return bad
 	}
 	resp := &xmlschema.SOAPResponse{Operation: op, ErrorCode: xmlschema.SOAPNoError}
 	for _, name := range req.Domains {
