@@ -16,7 +16,6 @@ import (
 type Template struct {
 	parts []string // len(parts) == len(slots)+1
 	slots []int
-	size  int
 }
 
 // Slot marks, around the slot number: private-use characters, valid in XML,
@@ -54,9 +53,6 @@ func NewTemplate(doc *etree.Document) (*Template, error) {
 		s = s[i+j+len(slotClose):]
 	}
 	t.parts = append(t.parts, s)
-	for _, p := range t.parts {
-		t.size += len(p)
-	}
 	return t, nil
 }
 
@@ -68,9 +64,6 @@ func (t *Template) Slots() int {
 	}
 	return n
 }
-
-// Size is the length of the static parts, a good buffer size hint.
-func (t *Template) Size() int { return t.size }
 
 // Append writes the document with the slots filled from first followed by
 // rest (slot i is first[i], or rest[i-len(first)]: per-request values, then
