@@ -233,7 +233,10 @@ func announce(w io.Writer, cfg *config.Config, all []net.Listener, httpsLn, http
 	fmt.Fprintln(w, "  GET  http   /autodiscover/autodiscover.xml             302 to https (Outlook's HTTP-redirect step)")
 	fmt.Fprintln(w, "  GET  https  /autodiscover/autodiscover.json?Email=&Protocol=   Outlook mobile (v2 JSON)")
 	fmt.Fprintln(w, "  GET  https  /autodiscover/autodiscover.json/v1.0/<email>?Protocol=")
+	fmt.Fprintln(w, "  POST https  /autodiscover/autodiscover.svc             EWS clients, Outlook for Mac (SOAP)")
 	fmt.Fprintln(w, "  GET  both   /mail/config-v1.1.xml, /.well-known/autoconfig/mail/config-v1.1.xml, /v1.1/mail/config-v1.1.xml   Thunderbird")
+	fmt.Fprintln(w, "  GET  https  /mobileconfig?email=                       iPhone, iPad, Mac (configuration profile)")
+	fmt.Fprintln(w, "  GET  https  / and /setup                               people: setup page with every client's settings")
 	d := cfg.Domains[0].Name
 	if httpLn != nil {
 		fmt.Fprintf(w, "Try: curl 'http://%s/mail/config-v1.1.xml?emailaddress=user@%s'\n", httpLn.Addr(), d)
