@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,7 +23,20 @@ import (
 type ACME struct {
 	m     *autocert.Manager
 	hosts atomic.Pointer[map[string]bool]
+
+	mu   sync.Mutex
+	memo map[string]memoCert // Cached's reads of the disk cache
 }
+
+// memoCert is a certificate read from the cache, and when.
+type memoCert struct {
+	cert *tls.Certificate
+	read time.Time
+}
+
+// memoTTL: readiness probes and metric scrapes read certificates often;
+// the disk cache is read again after this, so renewals show within it.
+const memoTTL = time.Hour
 
 // ACMEOptions configure NewACME.
 type ACMEOptions struct {
@@ -89,6 +103,13 @@ func (a *ACME) Cached(ctx context.Context, host string) (*tls.Certificate, error
 	if err := a.policy(ctx, host); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoCertificate, err)
 	}
+	now := time.Now()
+	a.mu.Lock()
+	m, ok := a.memo[host]
+	a.mu.Unlock()
+	if ok && now.Sub(m.read) < memoTTL {
+		return covering(m.cert, host, now)
+	}
 	data, err := a.m.Cache.Get(ctx, host)
 	if errors.Is(err, autocert.ErrCacheMiss) {
 		return nil, fmt.Errorf("%w for %s yet", ErrNoCertificate, host)
@@ -100,14 +121,27 @@ func (a *ACME) Cached(ctx context.Context, host string) (*tls.Certificate, error
 	if err != nil {
 		return nil, fmt.Errorf("acme cache entry for %s: %w", host, err)
 	}
-	return covering(&c, host, time.Now())
+	a.mu.Lock()
+	if a.memo == nil {
+		a.memo = map[string]memoCert{}
+	}
+	a.memo[host] = memoCert{&c, now}
+	a.mu.Unlock()
+	return covering(&c, host, now)
 }
 
-// Obtain makes sure every host has a certificate, so problems (DNS, port
-// 80, rate limits) show in the log at start instead of at a client's first
-// handshake. It returns the first error per host.
-func (a *ACME) Obtain(ctx context.Context, hosts []string) map[string]error {
-	errs := map[string]error{}
+// MaxObtain bounds how many missing certificates Obtain asks for at once:
+// the CA's rate limits (Let's Encrypt: 300 new orders per account per 3
+// hours) must not be spent at one start. The rest come at first use.
+const MaxObtain = 100
+
+// Obtain asks for the missing certificates of hosts, at most MaxObtain, so
+// problems (DNS, port 80, rate limits) show in the log at start instead of
+// at a client's first handshake. It returns the error per host, and how
+// many missing hosts it left for later.
+func (a *ACME) Obtain(ctx context.Context, hosts []string) (errs map[string]error, deferred int) {
+	errs = map[string]error{}
+	asked := 0
 	for _, h := range hosts {
 		if ctx.Err() != nil {
 			errs[h] = ctx.Err()
@@ -116,6 +150,11 @@ func (a *ACME) Obtain(ctx context.Context, hosts []string) map[string]error {
 		if _, err := a.Cached(ctx, h); err == nil {
 			continue
 		}
+		if asked == MaxObtain {
+			deferred++
+			continue
+		}
+		asked++
 		// A ClientHello that offers ECDSA, as modern clients' do. autocert
 		// bounds issuance with its own 5-minute deadline.
 		hello := &tls.ClientHelloInfo{
@@ -126,5 +165,5 @@ func (a *ACME) Obtain(ctx context.Context, hosts []string) map[string]error {
 			errs[h] = err
 		}
 	}
-	return errs
+	return errs, deferred
 }

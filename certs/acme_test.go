@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -172,11 +174,18 @@ func TestACMEWithPebbleTLSALPN(t *testing.T) {
 	if _, ok := rsaLeaf.PublicKey.(*rsa.PublicKey); !ok {
 		t.Errorf("RSA-only client got a %T key", rsaLeaf.PublicKey)
 	}
-	// Cached sees the ECDSA certificate without contacting the CA.
+	// Cached sees the ECDSA certificate without contacting the CA, and keeps
+	// it: probes and scrapes do not read the disk each time.
 	before := p.orders.Load()
 	c, err := a.Cached(t.Context(), "autodiscover.example.com")
 	if err != nil || c.Leaf == nil && len(c.Certificate) == 0 {
 		t.Fatalf("Cached: %v", err)
+	}
+	if err := os.Remove(filepath.Join(opts.CacheDir, "autodiscover.example.com")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Cached(t.Context(), "autodiscover.example.com"); err != nil {
+		t.Errorf("Cached read the disk again within its memo time: %v", err)
 	}
 	if _, err := a.Cached(t.Context(), "autoconfig.example.com"); err == nil {
 		t.Error("Cached has a certificate for a host never asked for")
@@ -189,8 +198,8 @@ func TestACMEWithPebbleTLSALPN(t *testing.T) {
 		t.Errorf("the CA got %d new orders for an unconfigured host", n-before)
 	}
 	// Obtain fills in the remaining host.
-	if errs := a.Obtain(t.Context(), hosts); len(errs) != 0 {
-		t.Fatalf("Obtain: %v", errs)
+	if errs, deferred := a.Obtain(t.Context(), hosts); len(errs) != 0 || deferred != 0 {
+		t.Fatalf("Obtain: %v, %d deferred", errs, deferred)
 	}
 	if _, err := a.Cached(t.Context(), "autoconfig.example.com"); err != nil {
 		t.Errorf("after Obtain: %v", err)
@@ -206,5 +215,20 @@ func TestACMEWithPebbleHTTP01(t *testing.T) {
 	a.m.Client.DirectoryURL, a.m.Client.HTTPClient = p.dirURL, p.client
 	if _, err := handshake(t, httpsPort, "autoconfig.example.org", p.roots, nil); err != nil {
 		t.Fatalf("certificate through http-01: %v", err)
+	}
+}
+
+// Obtain asks for at most MaxObtain missing certificates; the rest are left
+// for their first handshake.
+func TestObtainIsBounded(t *testing.T) {
+	var hosts []string
+	for i := range MaxObtain + 5 {
+		hosts = append(hosts, "autodiscover.d"+strconv.Itoa(i)+".example")
+	}
+	// A directory on a closed loopback port: each attempt fails at once.
+	a := NewACME(ACMEOptions{DirectoryURL: "https://127.0.0.1:1/dir", CacheDir: t.TempDir()}, hosts)
+	errs, deferred := a.Obtain(t.Context(), hosts)
+	if len(errs) != MaxObtain || deferred != 5 {
+		t.Errorf("asked for %d, deferred %d; want %d and 5", len(errs), deferred, MaxObtain)
 	}
 }

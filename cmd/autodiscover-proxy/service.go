@@ -119,8 +119,12 @@ func (s *service) obtain(ctx context.Context) {
 	}
 	hosts := s.srv.Config().CertificateHosts()
 	go func() {
-		for h, err := range s.acme.Obtain(ctx, hosts) {
+		errs, deferred := s.acme.Obtain(ctx, hosts)
+		for h, err := range errs {
 			s.log.Error("acme: no certificate yet", "host", h, "err", err)
+		}
+		if deferred > 0 {
+			s.log.Info("acme: more hosts lack a certificate; each is obtained at its first handshake", "hosts", deferred, "asked_now", certs.MaxObtain)
 		}
 	}()
 }
