@@ -210,6 +210,11 @@ func Parse(data []byte, name, dir string) (*Config, error) {
 	if len(data) > maxConfigSize {
 		return nil, fmt.Errorf("%s: larger than %d bytes", name, maxConfigSize)
 	}
+	if len(data) > chunkedAbove {
+		if c, ok := parseChunked(data, name, dir, chunkItems); ok {
+			return c, nil
+		}
+	}
 	// One pass of the YAML library: a node tree (which keeps line numbers),
 	// decoded from there; unknown keys are found by walking the tree.
 	var root yaml.Node

@@ -5,10 +5,28 @@ import (
 	"runtime/debug"
 )
 
-// afterLoad returns what a config load left behind (the YAML library's node
-// tree, hundreds of MB for 100,000 domains) to the operating system, so the
-// resident size while serving is what serving needs.
-func afterLoad() {
-	runtime.GC()
-	debug.FreeOSMemory()
+// loadMemoryLimit is the heap a config load may grow to before the
+// collector runs. A load allocates a burst of short-lived memory (the YAML
+// library's node trees): collecting only near this limit, instead of each
+// time the heap doubles from a few MB, saves most of the GC work, and the
+// limit keeps the peak bounded. Large configs are parsed in chunks
+// (config/chunked.go), so the live heap stays well below it.
+const loadMemoryLimit = 170 << 20
+
+// duringLoad runs f under that setting, then restores Go's usual one and,
+// in the background (serving need not wait), returns what the load left
+// behind to the operating system, so the resident size while serving is
+// what serving needs.
+func duringLoad(f func() error) error {
+	gc := debug.SetGCPercent(-1)
+	limit := debug.SetMemoryLimit(loadMemoryLimit)
+	defer func() {
+		debug.SetGCPercent(gc)
+		debug.SetMemoryLimit(limit)
+		go func() {
+			runtime.GC()
+			debug.FreeOSMemory()
+		}()
+	}()
+	return f()
 }

@@ -65,15 +65,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return errUsage
 	}
-	cfg, err := loadConfig(*configFile)
+	var cfg *config.Config
+	var svc *service
+	err = duringLoad(func() (err error) {
+		if cfg, err = loadConfig(*configFile); err != nil {
+			return err
+		}
+		svc, err = newService(*configFile, cfg, *httpsAddr != "", log)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	svc, err := newService(*configFile, cfg, *httpsAddr != "", log)
-	if err != nil {
-		return err
-	}
-	afterLoad()
 	if *configFile == "" {
 		log.Info("no -config given: serving the embedded default (example.com, microsoft365)")
 	}
@@ -151,8 +154,7 @@ wait:
 		case err := <-errc:
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
-			svc.reload(runCtx) // logs and counts its own outcome
-			afterLoad()
+			duringLoad(func() error { return svc.reload(runCtx) }) // reload logs and counts its outcome
 			logOut.Flush()
 		case <-ctx.Done():
 			break wait
