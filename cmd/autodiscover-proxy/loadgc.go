@@ -13,20 +13,25 @@ import (
 // (config/chunked.go), so the live heap stays well below it.
 const loadMemoryLimit = 170 << 20
 
-// duringLoad runs f under that setting, then restores Go's usual one and,
-// in the background (serving need not wait), returns what the load left
-// behind to the operating system, so the resident size while serving is
-// what serving needs.
+// duringLoad runs the start-up load f under that setting, then restores
+// Go's usual one and returns what the load left behind (in the background:
+// serving need not wait). Only at start-up: a reload has the old config
+// live beside the new one, near the limit, where the collector would run
+// without pause while serving traffic.
 func duringLoad(f func() error) error {
 	gc := debug.SetGCPercent(-1)
 	limit := debug.SetMemoryLimit(loadMemoryLimit)
 	defer func() {
 		debug.SetGCPercent(gc)
 		debug.SetMemoryLimit(limit)
-		go func() {
-			runtime.GC()
-			debug.FreeOSMemory()
-		}()
+		go returnMemory()
 	}()
 	return f()
+}
+
+// returnMemory hands what a load left behind back to the operating system,
+// so the resident size while serving is what serving needs.
+func returnMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }

@@ -154,7 +154,8 @@ wait:
 		case err := <-errc:
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
-			duringLoad(func() error { return svc.reload(runCtx) }) // reload logs and counts its outcome
+			svc.reload(runCtx) // logs and counts its own outcome
+			go returnMemory()
 			logOut.Flush()
 		case <-ctx.Done():
 			break wait
