@@ -3,7 +3,6 @@ package autodiscover
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -145,7 +144,8 @@ func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.address = addr.String()
-	a := s.site.Load().lookup(addr.Domain)
+	st := s.site.Load()
+	a := st.lookup(addr.Domain)
 	if a == nil {
 		rec.outcome = "unknown_domain"
 		http.Error(w, "no mail configuration is served for this domain", http.StatusNotFound)
@@ -166,7 +166,7 @@ func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.outcome = "unsigned"
-	if signed, ok := s.signProfile(r.Context(), profileHost(r, a), data); ok {
+	if signed, ok := s.signProfile(r.Context(), st.profileHost(r, a), data); ok {
 		data, rec.outcome = signed, "signed"
 	}
 	h := w.Header()
@@ -179,17 +179,10 @@ func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
 }
 
 // profileHost is the host whose certificate signs: the request's host when
-// it is one of ours, else autodiscover.<domain>.
-func profileHost(r *http.Request, a *answers) string {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.ToLower(host)
-	for _, n := range a.domain.Names() {
-		if host == n || host == "autodiscover."+n || host == "autoconfig."+n {
-			return host
-		}
+// it is one of the domain's own names, else autodiscover.<domain>.
+func (st *site) profileHost(r *http.Request, a *answers) string {
+	if st.hostDomain(r.Host) == a {
+		return hostName(r.Host)
 	}
 	return "autodiscover." + a.domain.Name
 }

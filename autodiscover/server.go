@@ -93,11 +93,7 @@ func (st *site) lookup(domain string) *answers {
 // hostDomain maps a Host header to a configured domain when the host is
 // the domain itself, autodiscover.<domain> or autoconfig.<domain>.
 func (st *site) hostDomain(hostport string) *answers {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	host := hostName(hostport)
 	if a := st.lookup(host); a != nil {
 		return a
 	}
@@ -107,6 +103,14 @@ func (st *site) hostDomain(hostport string) *answers {
 		}
 	}
 	return nil
+}
+
+// hostName is a Host header's name: no port, lower case, no final dot.
+func hostName(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		hostport = h
+	}
+	return strings.ToLower(strings.TrimSuffix(hostport, "."))
 }
 
 // httpsURL is https://host[:port]path for one of our own host names.

@@ -81,7 +81,8 @@ func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
 		return
 	}
 	rec.address = addr.String()
-	a := s.site.Load().lookup(addr.Domain)
+	st := s.site.Load()
+	a := st.lookup(addr.Domain)
 	if a == nil {
 		rec.outcome = "unknown_domain"
 		page.Error = "This service has no mail settings for " + addr.Domain + ". Ask your mail administrator which settings to use."
@@ -90,7 +91,7 @@ func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
 	d := a.domain
 	rec.domain, rec.outcome = d.Name, "settings"
 	kinds := profileKinds(d)
-	host := profileHost(r, a)
+	host := st.profileHost(r, a)
 	page.Domain, page.Address, page.Provider = d, addr.String(), d.Provider.DisplayName
 	page.EAS = kinds[0] == profileEAS
 	page.MacProfile = kinds[0] == profileIMAP // com.apple.eas.account is iOS only
@@ -105,11 +106,7 @@ func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
 // the page was opened by address or as localhost (development), where that
 // name would not resolve.
 func linkHost(r *http.Request, profileHost string) string {
-	h := r.Host
-	if hh, _, err := net.SplitHostPort(h); err == nil {
-		h = hh
-	}
-	if h == "localhost" || net.ParseIP(h) != nil {
+	if h := hostName(r.Host); h == "localhost" || net.ParseIP(h) != nil {
 		return h
 	}
 	return profileHost

@@ -105,15 +105,9 @@ func (st *site) userSettings(req *xmlschema.SOAPRequest, rec *record) *xmlschema
 		if rec.domain == "" {
 			rec.domain = a.domain.Name
 		}
-		item := xmlschema.SOAPItem{ErrorCode: xmlschema.SOAPNoError, ErrorMessage: "No error."}
-		for _, name := range req.RequestedSettings {
-			if v, ok := userSetting(name, a.domain, addr); ok {
-				item.Settings = append(item.Settings, v)
-			} else {
-				item.SettingErrors = append(item.SettingErrors, settingError(name))
-			}
-		}
-		resp.Items = append(resp.Items, item)
+		resp.Items = append(resp.Items, settingsItem(req.RequestedSettings, func(name string) (xmlschema.Setting, bool) {
+			return userSetting(name, a.domain, addr)
+		}))
 	}
 	return resp
 }
@@ -133,17 +127,25 @@ func (st *site) domainSettings(req *xmlschema.SOAPRequest, rec *record) *xmlsche
 		if rec.domain == "" {
 			rec.domain = a.domain.Name
 		}
-		item := xmlschema.SOAPItem{ErrorCode: xmlschema.SOAPNoError, ErrorMessage: "No error."}
-		for _, s := range req.RequestedSettings {
-			if s == "ExternalEwsUrl" && a.domain.EWSURL != "" {
-				item.Settings = append(item.Settings, xmlschema.Setting{Name: s, Value: a.domain.EWSURL})
-			} else {
-				item.SettingErrors = append(item.SettingErrors, settingError(s))
-			}
-		}
-		resp.Items = append(resp.Items, item)
+		resp.Items = append(resp.Items, settingsItem(req.RequestedSettings, func(name string) (xmlschema.Setting, bool) {
+			return xmlschema.Setting{Name: name, Value: a.domain.EWSURL}, name == "ExternalEwsUrl" && a.domain.EWSURL != ""
+		}))
 	}
 	return resp
+}
+
+// settingsItem is one user's or domain's answer: each requested setting's
+// value, or its error.
+func settingsItem(names []string, value func(name string) (xmlschema.Setting, bool)) xmlschema.SOAPItem {
+	item := xmlschema.SOAPItem{ErrorCode: xmlschema.SOAPNoError, ErrorMessage: "No error."}
+	for _, name := range names {
+		if v, ok := value(name); ok {
+			item.Settings = append(item.Settings, v)
+		} else {
+			item.SettingErrors = append(item.SettingErrors, settingError(name))
+		}
+	}
+	return item
 }
 
 // unavailableSettings are setting names of [MS-OXWSADISC] that describe an
