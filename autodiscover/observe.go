@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"hash"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -54,24 +54,38 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// observe logs one line per request and counts it.
+// observe logs one line per request and counts it. It runs on every
+// request, so it allocates little (issue 7): the status writer is pooled,
+// the attributes live on the stack, the client address is a substring of
+// the request when it can be.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := statusWriters.Get().(*statusWriter)
+		sw.ResponseWriter = w
+		defer func() {
+			*sw = statusWriter{}
+			statusWriters.Put(sw)
+		}()
 		next.ServeHTTP(sw, r)
 		rec := &sw.rec
-		d := time.Since(start)
+		end := time.Now()
+		d := end.Sub(start)
 		s.Metrics.observe(rec, d)
+		ctx := r.Context()
+		if !s.Log.Enabled(ctx, slog.LevelInfo) {
+			return
+		}
 		cfg := s.site.Load().cfg
-		attrs := []slog.Attr{
+		var buf [8]slog.Attr
+		attrs := append(buf[:0],
 			slog.String("dialect", rec.dialect),
 			slog.String("domain", rec.domain),
 			slog.String("outcome", rec.outcome),
 			slog.Int("status", rec.status),
 			slog.Duration("duration", d),
-			slog.String("client", clientIP(r, cfg.TrustedProxies).String()),
-		}
+			slog.String("client", clientIP(r, cfg.TrustedProxies)),
+		)
 		if rec.upstream != "" {
 			attrs = append(attrs, slog.String("upstream", rec.upstream))
 		}
@@ -82,31 +96,43 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			}
 			attrs = append(attrs, slog.String("address", a))
 		}
-		s.Log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+		// A record without a caller's PC: Logger.LogAttrs would walk the
+		// stack for one on every request, and no handler here prints it.
+		lr := slog.NewRecord(end, slog.LevelInfo, "request", 0)
+		lr.AddAttrs(attrs...)
+		s.Log.Handler().Handle(ctx, lr)
 	})
+}
+
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
+// addressHasher is a keyed hash with its buffers, pooled: hashing an
+// address allocates only the text it returns.
+type addressHasher struct {
+	mac   hash.Hash
+	lower [maxLoggedAddress]byte
+	sum   [sha256.Size]byte
 }
 
 // hashAddress is a keyed hash of an address: the same address gives the
 // same value while the process runs (to follow one user's retries), and
 // the log does not reveal who asked.
 func (s *Server) hashAddress(addr string) string {
-	m, _ := s.hashers.Get().(hash.Hash)
-	if m == nil {
-		m = hmac.New(sha256.New, s.addressKey)
+	h, _ := s.hashers.Get().(*addressHasher)
+	if h == nil {
+		h = &addressHasher{mac: hmac.New(sha256.New, s.addressKey)}
 	}
-	defer s.hashers.Put(m)
-	m.Reset()
-	var lower [maxLoggedAddress]byte
-	n := copy(lower[:], addr)
-	for i, c := range lower[:n] {
+	defer s.hashers.Put(h)
+	h.mac.Reset()
+	n := copy(h.lower[:], addr)
+	for i, c := range h.lower[:n] {
 		if 'A' <= c && c <= 'Z' {
-			lower[i] = c + 'a' - 'A'
+			h.lower[i] = c + 'a' - 'A'
 		}
 	}
-	m.Write(lower[:n])
-	var sum [sha256.Size]byte
+	h.mac.Write(h.lower[:n])
 	out := [2 + 16]byte{'h', ':'}
-	hex.Encode(out[2:], m.Sum(sum[:0])[:8])
+	hex.Encode(out[2:], h.mac.Sum(h.sum[:0])[:8])
 	return string(out[:])
 }
 
@@ -115,28 +141,52 @@ const maxLoggedAddress = 320
 
 // clientIP is the peer address, or, when the peer is a trusted proxy, the
 // right-most X-Forwarded-For address that is not itself a trusted proxy.
-func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	peer := parseAddr(r.RemoteAddr)
+// It is written as netip writes addresses; when the request already has it
+// in that form, the result is a substring of it (no allocation).
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	peer, text := parseAddr(r.RemoteAddr)
 	if !isTrusted(peer, trusted) {
-		return peer
+		return addrText(peer, text)
 	}
-	xff := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	// The header's values joined by commas are one list, read right to left.
+	xff := r.Header["X-Forwarded-For"]
 	for i := len(xff) - 1; i >= 0; i-- {
-		a := parseAddr(strings.TrimSpace(xff[i]))
-		if !a.IsValid() {
-			break // garbage: stop believing the header here
-		}
-		peer = a
-		if !isTrusted(a, trusted) {
-			break
+		v := xff[i]
+		for {
+			j := strings.LastIndexByte(v, ',')
+			a, t := parseAddr(strings.TrimSpace(v[j+1:]))
+			if !a.IsValid() {
+				return addrText(peer, text) // garbage: stop believing the header here
+			}
+			peer, text = a, t
+			if !isTrusted(a, trusted) {
+				return addrText(peer, text)
+			}
+			if j < 0 {
+				break
+			}
+			v = v[:j]
 		}
 	}
-	return peer
+	return addrText(peer, text)
+}
+
+// addrText is a's text: text itself when it is already written that way.
+func addrText(a netip.Addr, text string) string {
+	if !a.IsValid() {
+		return "invalid IP"
+	}
+	var buf [64]byte
+	if b := a.AppendTo(buf[:0]); string(b) != text {
+		return string(b)
+	}
+	return text
 }
 
 // fromTrustedProxy reports whether the peer is a trusted proxy.
 func fromTrustedProxy(r *http.Request, trusted []netip.Prefix) bool {
-	return isTrusted(parseAddr(r.RemoteAddr), trusted)
+	a, _ := parseAddr(r.RemoteAddr)
+	return isTrusted(a, trusted)
 }
 
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
@@ -151,14 +201,23 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	return false
 }
 
-// parseAddr reads "ip", "ip:port" or "[ip]:port".
-func parseAddr(s string) netip.Addr {
-	if h, _, err := net.SplitHostPort(s); err == nil {
-		s = h
+// parseAddr reads "ip", "ip:port" or "[ip]:port" (IPv4-mapped IPv6 as
+// IPv4); text is the ip part as written. A string with one colon or a
+// bracket has a port: parsing it as a plain address first would fail (and
+// allocate an error) for every RemoteAddr.
+func parseAddr(s string) (a netip.Addr, text string) {
+	if strings.HasPrefix(s, "[") || strings.Count(s, ":") == 1 {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return netip.Addr{}, ""
+		}
+		text = s[:strings.LastIndexByte(s, ':')]
+		text = strings.TrimSuffix(strings.TrimPrefix(text, "["), "]")
+		return ap.Addr().Unmap(), text
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return netip.Addr{}
+		return netip.Addr{}, ""
 	}
-	return a.Unmap()
+	return a.Unmap(), s
 }

@@ -27,14 +27,39 @@ func TestClientIP(t *testing.T) {
 		{"[::1]:5555", "198.51.100.1", "198.51.100.1"},
 		{"10.1.2.3:5555", "not-an-ip, 10.9.9.9", "10.9.9.9"},
 		{"10.1.2.3:5555", "", "10.1.2.3"},
+		{"[::ffff:203.0.113.7]:5555", "", "203.0.113.7"},                       // IPv4-mapped: written as IPv4
+		{"10.1.2.3:5555", "2001:DB8:0::1", "2001:db8::1"},                      // written the canonical way
+		{"10.1.2.3:5555", "198.51.100.1:4711", "198.51.100.1"},                 // a proxy that adds the port
+		{"10.1.2.3:5555", "198.51.100.1\n10.9.9.9", "198.51.100.1"},            // two header lines are one list
+		{"10.1.2.3:5555", "198.51.100.1\n", "10.1.2.3"},                        // an empty last value stops the walk
+		{"10.1.2.3:5555", "198.51.100.1,\t10.9.9.9 ,10.8.8.8", "198.51.100.1"}, // spaces around items
+		{"garbage", "", "invalid IP"},
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = tc.remote
 		if tc.xff != "" {
-			r.Header.Set("X-Forwarded-For", tc.xff)
+			for _, v := range strings.Split(tc.xff, "\n") {
+				r.Header.Add("X-Forwarded-For", v)
+			}
 		}
-		if got := clientIP(r, trusted).String(); got != tc.want {
+		if got := clientIP(r, trusted); got != tc.want {
 			t.Errorf("remote %s xff %q: client %s, want %s", tc.remote, tc.xff, got, tc.want)
+		}
+	}
+}
+
+// The log line runs clientIP on every request: the common cases (a direct
+// client, one forwarded address) return a substring of the request.
+func TestClientIPAllocations(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	direct := httptest.NewRequest("GET", "/", nil)
+	direct.RemoteAddr = "203.0.113.7:5555"
+	proxied := httptest.NewRequest("GET", "/", nil)
+	proxied.RemoteAddr = "10.1.2.3:5555"
+	proxied.Header.Set("X-Forwarded-For", "198.51.100.1, 10.9.9.9")
+	for name, r := range map[string]*http.Request{"direct": direct, "proxied": proxied} {
+		if n := testing.AllocsPerRun(100, func() { clientIP(r, trusted) }); n != 0 {
+			t.Errorf("%s: %v allocations per call, want 0", name, n)
 		}
 	}
 }

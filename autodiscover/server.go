@@ -40,7 +40,7 @@ type Server struct {
 	UpstreamClient *http.Client
 
 	cache   upstreamCache
-	hashers sync.Pool // of keyed HMACs for hashAddress
+	hashers sync.Pool // of *addressHasher
 
 	addressKey []byte // for hashAddress
 }

@@ -224,6 +224,31 @@ func TestMethodNotAllowed(t *testing.T) {
 	}
 }
 
+// dispatch sends clean paths straight to their handlers and leaves the
+// rest to mux, which redirects a path that needs cleaning.
+func TestDispatchPaths(t *testing.T) {
+	s := newTestServer(t, beforeCutoff, io.Discard)
+	for _, tc := range []struct {
+		method, target string
+		status         int
+		location       string
+	}{
+		{"GET", "/mail/config-v1.1.xml?emailaddress=jane@contoso.com", http.StatusOK, ""},
+		{"GET", "/MAIL/Config-v1.1.xml?emailaddress=jane@contoso.com", http.StatusOK, ""},
+		{"GET", "/mail//config-v1.1.xml?emailaddress=jane@contoso.com", http.StatusMovedPermanently, "/mail/config-v1.1.xml?emailaddress=jane@contoso.com"},
+		{"GET", "/mail/./config-v1.1.xml", http.StatusMovedPermanently, "/mail/config-v1.1.xml"},
+		{"GET", "/x/../setup", http.StatusMovedPermanently, "/setup"},
+		{"GET", "/no-such-page", http.StatusNotFound, ""},
+		{"GET", "/mail/", http.StatusNotFound, ""},
+		{"DELETE", "/setup", http.StatusMethodNotAllowed, ""},
+	} {
+		w := exchange{method: tc.method, target: tc.target, host: "autodiscover.contoso.com"}.serve(s)
+		if w.Code != tc.status || w.Header().Get("Location") != tc.location {
+			t.Errorf("%s %s: %d Location %q, want %d %q", tc.method, tc.target, w.Code, w.Header().Get("Location"), tc.status, tc.location)
+		}
+	}
+}
+
 // FuzzPOX: whatever the body, the answer is HTTP 200 with a document the
 // clients can read.
 func FuzzPOX(f *testing.F) {
