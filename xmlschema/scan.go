@@ -17,7 +17,7 @@ func scanRequest(body []byte) (r Request, ok bool) {
 	s.space()
 	if bytes.HasPrefix(s.b[s.i:], []byte("<?xml")) {
 		end := bytes.Index(s.b[s.i:], []byte("?>"))
-		if end < 0 || !xmlDecl.Match(s.b[s.i+5:s.i+end]) {
+		if end < 0 || !validDecl(s.b[s.i+5:s.i+end]) {
 			return r, false
 		}
 		s.i += end + 2
@@ -115,6 +115,20 @@ func scanRequest(body []byte) (r Request, ok bool) {
 
 // maxScanDepth bounds the nesting the scanner follows; deeper goes to etree.
 const maxScanDepth = 16
+
+// validDecl reports whether d is an XML declaration's content as
+// encoding/xml accepts it. The declarations clients send are compared
+// first: the pattern costs more than the rest of the scan.
+func validDecl(d []byte) bool {
+	for _, c := range commonDecls {
+		if string(d) == c {
+			return true
+		}
+	}
+	return xmlDecl.Match(d)
+}
+
+var commonDecls = []string{` version="1.0" encoding="utf-8"`, ` version="1.0" encoding="UTF-8"`, ` version="1.0"`}
 
 // xmlDecl is the XML declaration's content as encoding/xml accepts it.
 var xmlDecl = regexp.MustCompile(`^\s+version=("1\.0"|'1\.0')(\s+encoding=("[A-Za-z][A-Za-z0-9._-]*"|'[A-Za-z][A-Za-z0-9._-]*'))?(\s+standalone=("(yes|no)"|'(yes|no)'))?\s*$`)

@@ -91,6 +91,10 @@ func (t *Template) Append(dst []byte, first, rest []string) []byte {
 func AppendEscaped(dst []byte, s string) []byte {
 	last := 0
 	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf && plainASCII[c] {
+			i++ // most text: no rune to decode, nothing to escape
+			continue
+		}
 		r, w := utf8.DecodeRuneInString(s[i:])
 		var esc string
 		switch {
@@ -123,6 +127,14 @@ func AppendEscaped(dst []byte, s string) []byte {
 	}
 	return append(dst, s[last:]...)
 }
+
+// plainASCII marks the ASCII bytes AppendEscaped writes as they are.
+var plainASCII = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = !strings.ContainsRune(`&<>"'`, rune(c))
+	}
+	return t
+}()
 
 // isXMLChar is the Char production of XML 1.0 §2.2.
 func isXMLChar(r rune) bool {

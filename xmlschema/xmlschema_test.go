@@ -178,6 +178,15 @@ func TestScanRequestTakesCommonRequests(t *testing.T) {
 	}
 }
 
+// The declarations compared before the pattern are ones it accepts.
+func TestCommonDeclsMatchPattern(t *testing.T) {
+	for _, d := range commonDecls {
+		if !xmlDecl.MatchString(d) {
+			t.Errorf("%q is compared as valid but the pattern refuses it", d)
+		}
+	}
+}
+
 // FuzzScanRequest: wherever the scanner accepts a body, etree reads the
 // same Request from it.
 func FuzzScanRequest(f *testing.F) {
