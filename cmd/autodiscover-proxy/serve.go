@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -147,6 +148,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		go svc.files.Watch(runCtx, certWatchInterval, log)
 	}
 	svc.obtain(runCtx)
+	go tuneGC(runCtx, gcTuneInterval, os.Getenv, gcBase, debug.SetGCPercent)
 
 wait:
 	for {
