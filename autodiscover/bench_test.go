@@ -13,12 +13,16 @@ import (
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 	"github.com/autodiscover-proxy/autodiscover-proxy/internal/genconfig"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // benchHandler measures one handler in-process; allocations are reported
 // for every dialect (issue 7's target: <= 20 per POX request).
 func benchHandler(b *testing.B, method, target, body string) {
 	s := newTestServer(b, beforeCutoff, io.Discard)
+	// As serve runs it: JSON request log, Prometheus metrics.
+	s.Log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	s.Metrics = NewMetrics(prometheus.NewRegistry())
 	h := s.HTTPSHandler()
 	r := httptest.NewRequest(method, target, nil)
 	r.Host = "autodiscover.contoso.com"

@@ -1,6 +1,7 @@
 package autodiscover
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,7 +12,16 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	upstream *prometheus.CounterVec
+
+	// The series each request lands in, looked up once: WithLabelValues
+	// hashes every label byte and takes a read lock that all cores share,
+	// on every request (issue 7). Series are never deleted, so a cached
+	// one stays the registered one.
+	requestSeries sync.Map // requestKey -> prometheus.Counter
+	latencySeries sync.Map // dialect -> prometheus.Observer
 }
+
+type requestKey struct{ dialect, outcome, domain string }
 
 // NewMetrics registers the request metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -38,8 +48,17 @@ func (m *Metrics) observe(rec *record, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(rec.dialect, rec.outcome, rec.domain).Inc()
-	m.latency.WithLabelValues(rec.dialect).Observe(d.Seconds())
+	k := requestKey{rec.dialect, rec.outcome, rec.domain}
+	c, ok := m.requestSeries.Load(k)
+	if !ok {
+		c, _ = m.requestSeries.LoadOrStore(k, m.requests.WithLabelValues(k.dialect, k.outcome, k.domain))
+	}
+	c.(prometheus.Counter).Inc()
+	o, ok := m.latencySeries.Load(rec.dialect)
+	if !ok {
+		o, _ = m.latencySeries.LoadOrStore(rec.dialect, m.latency.WithLabelValues(rec.dialect))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 func (m *Metrics) observeUpstream(domain string, res upstreamResult) {

@@ -15,6 +15,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -35,6 +36,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,7 +59,8 @@ const (
 const domain = "bench.example"
 
 var (
-	duration    = flag.Duration("duration", 5*time.Second, "length of each wrk run and handshake run")
+	duration    = flag.Duration("duration", 4*time.Second, "length of each wrk run and handshake run")
+	rounds      = flag.Int("rounds", 3, "wrk runs per server and row, taken in turn; the median is reported")
 	connections = flag.Int("connections", 64, "wrk connections")
 	reference   = flag.String("reference", "", "internal: run as the reference server with this sizes spec")
 	refCert     = flag.String("cert", "", "internal: reference certificate file")
@@ -132,13 +135,9 @@ func run() error {
 		for _, overTLS := range []bool{false, true} {
 			name := p.label + " over " + map[bool]string{false: "HTTP", true: "HTTPS"}[overTLS]
 			fmt.Fprintln(os.Stderr, "wrk:", name)
-			o, err := runWrk(dir, ours.url(overTLS), p)
+			o, r, err := compare(dir, ours.url(overTLS), ref.url(overTLS), p)
 			if err != nil {
-				return fmt.Errorf("%s, ours: %w", name, err)
-			}
-			r, err := runWrk(dir, ref.url(overTLS), p)
-			if err != nil {
-				return fmt.Errorf("%s, reference: %w", name, err)
+				return fmt.Errorf("%s: %w", name, err)
 			}
 			rows = append(rows, row{name: name, ours: o, ref: r, ratio: o.rps / r.rps, target: targetReqRatio})
 		}
@@ -355,6 +354,37 @@ func runReference(spec, certFile, keyFile string) {
 	}
 }
 
+// compare warms both servers up (a short run each, not counted: goroutine
+// stacks, buffers and the heap reach their working size), then runs them
+// in turn, rounds times, and keeps each one's median run: a 2-core machine
+// shared with the load generator varies by several percent between runs.
+func compare(dir, oursURL, refURL string, p benchProbe) (ours, ref result, err error) {
+	for _, u := range []string{oursURL, refURL} {
+		if _, err := runWrk(dir, u, p, time.Second); err != nil {
+			return result{}, result{}, fmt.Errorf("warm-up %s: %w", u, err)
+		}
+	}
+	var oursRuns, refRuns []result
+	for range *rounds {
+		o, err := runWrk(dir, oursURL, p, *duration)
+		if err != nil {
+			return result{}, result{}, fmt.Errorf("ours: %w", err)
+		}
+		r, err := runWrk(dir, refURL, p, *duration)
+		if err != nil {
+			return result{}, result{}, fmt.Errorf("reference: %w", err)
+		}
+		oursRuns, refRuns = append(oursRuns, o), append(refRuns, r)
+	}
+	return median(oursRuns), median(refRuns), nil
+}
+
+// median is the run with the median request rate.
+func median(rs []result) result {
+	slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.rps, b.rps) })
+	return rs[len(rs)/2]
+}
+
 var (
 	rpsRE = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 	p50RE = regexp.MustCompile(`\s50%\s+(\S+)`)
@@ -362,7 +392,7 @@ var (
 )
 
 // runWrk drives one URL with wrk and reads its summary.
-func runWrk(dir, base string, p benchProbe) (result, error) {
+func runWrk(dir, base string, p benchProbe, d time.Duration) (result, error) {
 	script := filepath.Join(dir, "req.lua")
 	lua := fmt.Sprintf("wrk.method = %q\nwrk.headers[\"Host\"] = %q\nwrk.headers[\"X-Forwarded-Proto\"] = \"https\"\n",
 		p.probe.Method, "autodiscover."+domain)
@@ -372,9 +402,9 @@ func runWrk(dir, base string, p benchProbe) (result, error) {
 	if err := os.WriteFile(script, []byte(lua), 0o600); err != nil {
 		return result{}, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *duration+30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "wrk", "-t", "1", "-c", strconv.Itoa(*connections), "-d", duration.String(),
+	out, err := exec.CommandContext(ctx, "wrk", "-t", "1", "-c", strconv.Itoa(*connections), "-d", d.String(),
 		"--latency", "-s", script, base+p.probe.Path).CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
@@ -477,8 +507,8 @@ func report(w io.Writer, rows []row, loadSecs, rssMB float64) error {
 		return "**no**"
 	}
 	host, _ := os.Hostname()
-	fmt.Fprintf(w, "Measured %s on %s: %d CPUs, %s/%s, %s, wrk 4.1 with %d connections, %s per run, loopback.\n\n",
-		time.Now().UTC().Format("2006-01-02"), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), *connections, *duration)
+	fmt.Fprintf(w, "Measured %s on %s: %d CPUs, %s/%s, %s, wrk 4.1 with %d connections, loopback; request rows: median of %d runs of %s per server, taken in turn.\n\n",
+		time.Now().UTC().Format("2006-01-02"), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), *connections, *rounds, *duration)
 	fmt.Fprintln(w, "| measure | autodiscover-proxy | reference | ratio | target | met |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, r := range rows {
