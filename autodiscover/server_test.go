@@ -320,3 +320,20 @@ func FuzzQueryParam(f *testing.F) {
 		}
 	})
 }
+
+// Protocol names match case-insensitively, with Unicode case folding.
+func TestV2Protocol(t *testing.T) {
+	for _, tc := range []struct{ in, key, name string }{
+		{"ActiveSync", protoActiveSync, "ActiveSync"},
+		{"EWS", protoEws, "Ews"},
+		{"autodiscoverv1", protoAutodiscoverV1, "AutodiscoverV1"},
+		{"Active\u017Fync", protoActiveSync, "ActiveSync"}, // long s folds to s
+		{"Rest", "", ""},
+		{"", "", ""},
+	} {
+		key, name, ok := v2Protocol(tc.in)
+		if key != tc.key || name != tc.name || ok != (tc.key != "") {
+			t.Errorf("v2Protocol(%q) = %q %q %v, want %q %q", tc.in, key, name, ok, tc.key, tc.name)
+		}
+	}
+}

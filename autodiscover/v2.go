@@ -18,10 +18,21 @@ const (
 )
 
 // v2Names are the canonical spellings, for answers and error messages.
-var v2Names = map[string]string{
-	protoActiveSync:     "ActiveSync",
-	protoEws:            "Ews",
-	protoAutodiscoverV1: "AutodiscoverV1",
+var v2Names = [...]struct{ key, name string }{
+	{protoActiveSync, "ActiveSync"},
+	{protoEws, "Ews"},
+	{protoAutodiscoverV1, "AutodiscoverV1"},
+}
+
+// v2Protocol finds a protocol by a case-insensitive match (Unicode case
+// folding, as strings.ToLower would give).
+func v2Protocol(proto string) (key, name string, ok bool) {
+	for _, p := range v2Names {
+		if strings.EqualFold(proto, p.key) {
+			return p.key, p.name, true
+		}
+	}
+	return "", "", false
 }
 
 const v2Supported = "ActiveSync, AutodiscoverV1, Ews"
@@ -58,8 +69,7 @@ func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 			"A valid value must be provided for the query parameters 'Email' and 'Protocol'."})
 		return
 	}
-	key := strings.ToLower(proto)
-	name, known := v2Names[key]
+	key, name, known := v2Protocol(proto)
 	if !known {
 		rec.outcome = "unsupported_protocol"
 		writeJSON(w, http.StatusBadRequest, v2Error{"InvalidProtocol",
@@ -137,11 +147,17 @@ func isASCII(s string) bool {
 	return true
 }
 
+// Header values shared by every answer (net/http only reads them).
+var (
+	hdrContentTypeJSON = []string{"application/json; charset=utf-8"}
+	hdrNoStore         = []string{"no-store"}
+)
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, _ := json.Marshal(v) // plain structs of strings: cannot fail
 	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = hdrContentTypeJSON
+	h["Cache-Control"] = hdrNoStore
 	w.WriteHeader(status)
 	w.Write(b)
 }
