@@ -53,8 +53,8 @@ func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
 	defer bufPool.Put(bp)
 	*bp = t.Append((*bp)[:0], noUser[:], a.values)
 	h := w.Header()
-	h.Set("Content-Type", contentTypeXML)
-	h.Set("Cache-Control", "public, max-age=3600")
+	h["Content-Type"] = hdrContentTypeXML
+	h["Cache-Control"] = hdrPublicHour
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(*bp)

@@ -170,8 +170,11 @@ func (s *Server) poxError(w http.ResponseWriter, code int) {
 
 // Header values shared by every answer (net/http only reads them).
 var (
-	hdrContentTypeXML = []string{contentTypeXML}
-	hdrPrivate        = []string{"private, no-store"}
+	hdrContentTypeXML  = []string{contentTypeXML}
+	hdrPrivate         = []string{"private, no-store"}
+	hdrPublicHour      = []string{"public, max-age=3600"} // autoconfig: the same for every address
+	hdrContentTypeJSON = []string{"application/json; charset=utf-8"}
+	hdrNoStore         = []string{"no-store"}
 )
 
 func writeXML(w http.ResponseWriter, b []byte) {

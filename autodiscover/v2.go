@@ -147,12 +147,6 @@ func isASCII(s string) bool {
 	return true
 }
 
-// Header values shared by every answer (net/http only reads them).
-var (
-	hdrContentTypeJSON = []string{"application/json; charset=utf-8"}
-	hdrNoStore         = []string{"no-store"}
-)
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, _ := json.Marshal(v) // plain structs of strings: cannot fail
 	h := w.Header()
