@@ -19,7 +19,7 @@ import (
 // (Template slots, laid out below).
 type answers struct {
 	domain *config.Domain
-	values []string // the domain's slot values, from slotIMAPHost on
+	values []string // the domain's slot values, from slotIMAPHost on, escaped for XML
 
 	// outlook 2006a settings.
 	outlook *xmlschema.Template
@@ -55,6 +55,7 @@ const (
 // noUser fills the user slots of documents that have none (autoconfig).
 var noUser [slotIMAPHost]string
 
+// domainValues are the slot values a domain shares, escaped for XML once.
 func domainValues(d *config.Domain) []string {
 	host := func(s *config.Server) string {
 		if s == nil {
@@ -62,7 +63,11 @@ func domainValues(d *config.Domain) []string {
 		}
 		return s.Host
 	}
-	return append([]string{host(d.IMAP), host(d.POP3), host(d.SMTP), d.EWSURL, urlHost(d.EWSURL), d.ActiveSyncURL, d.Name, d.DisplayName}, d.Names()...)
+	v := append([]string{host(d.IMAP), host(d.POP3), host(d.SMTP), d.EWSURL, urlHost(d.EWSURL), d.ActiveSyncURL, d.Name, d.DisplayName}, d.Names()...)
+	for i := range v {
+		v[i] = xmlschema.Escape(v[i]) // once here, not per request (Template.Append)
+	}
+	return v
 }
 
 // ttlHours is how long Outlook may cache the POX answer (MS-OXDSCLI TTL,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+	"github.com/beevik/etree"
 )
 
 // everyDialect asks every dialect for addr's settings.
@@ -334,6 +335,23 @@ func TestV2Protocol(t *testing.T) {
 		key, name, ok := v2Protocol(tc.in)
 		if key != tc.key || name != tc.name || ok != (tc.key != "") {
 			t.Errorf("v2Protocol(%q) = %q %q %v, want %q %q", tc.in, key, name, ok, tc.key, tc.name)
+		}
+	}
+}
+
+// A domain's values are escaped once, at load: Thunderbird reads back the
+// domain's display name exactly (autoconfig is the dialect that carries it).
+func TestDomainValuesEscapedOnce(t *testing.T) {
+	const display = `Smith & Sons "Mail" <Office> 'HQ'`
+	s := serverFor(t, "domains:\n  - name: contoso.com\n    provider: microsoft365\n    display_name: '"+strings.ReplaceAll(display, "'", "''")+"'\n", &bytes.Buffer{})
+	w := exchange{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=jane@contoso.com"}.serve(s)
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(w.Body.Bytes()); err != nil {
+		t.Fatalf("%v\n%s", err, w.Body)
+	}
+	for _, path := range []string{"//displayName", "//displayShortName"} {
+		if el := doc.FindElement(path); el == nil || el.Text() != display {
+			t.Errorf("%s does not read %q:\n%s", path, display, w.Body)
 		}
 	}
 }

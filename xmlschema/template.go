@@ -66,10 +66,10 @@ func (t *Template) Slots() int {
 }
 
 // Append writes the document with the slots filled from first followed by
-// rest (slot i is first[i], or rest[i-len(first)]: per-request values, then
-// the values shared by a domain), escaped for XML text and attribute values
-// alike. It panics if a slot has no value, a programming error the tests
-// catch.
+// rest (slot i is first[i], or rest[i-len(first)]). first holds the
+// per-request values, escaped here; rest the values a domain shares, which
+// Escape has escaped once at config load. It panics if a slot has no value,
+// a programming error the tests catch.
 func (t *Template) Append(dst []byte, first, rest []string) []byte {
 	for i, p := range t.parts {
 		dst = append(dst, p...)
@@ -78,11 +78,22 @@ func (t *Template) Append(dst []byte, first, rest []string) []byte {
 			if v < len(first) {
 				dst = AppendEscaped(dst, first[v])
 			} else {
-				dst = AppendEscaped(dst, rest[v-len(first)])
+				dst = append(dst, rest[v-len(first)]...)
 			}
 		}
 	}
 	return dst
+}
+
+// Escape is s escaped as AppendEscaped does it: s itself (no copy) when
+// nothing needs escaping, as for nearly every host name and URL.
+func Escape(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || !plainASCII[c] {
+			return string(AppendEscaped(nil, s))
+		}
+	}
+	return s
 }
 
 // AppendEscaped appends s escaped for XML character data and attribute

@@ -20,7 +20,7 @@ func TestTemplate(t *testing.T) {
 	if tp.Slots() != 2 {
 		t.Fatalf("Slots() = %d, want 2", tp.Slots())
 	}
-	out := string(tp.Append(nil, []string{`Ann & "Co" <x>`}, []string{"a'b@example.com"}))
+	out := string(tp.Append(nil, []string{`Ann & "Co" <x>`}, []string{Escape("a'b@example.com")}))
 	for _, want := range []string{
 		"<DisplayName>Ann &amp; &quot;Co&quot; &lt;x&gt;</DisplayName>",
 		"<AutoDiscoverSMTPAddress>a&apos;b@example.com</AutoDiscoverSMTPAddress>",
@@ -53,6 +53,19 @@ func TestTemplateBadSlot(t *testing.T) {
 	doc.CreateElement("a").SetText("\uE0001")
 	if _, err := NewTemplate(doc); err == nil {
 		t.Error("unterminated slot accepted")
+	}
+}
+
+// Escape gives AppendEscaped's text, and shares s when nothing changes.
+func TestEscape(t *testing.T) {
+	for _, s := range []string{"", "imap.example.com", "https://outlook.office365.com/EWS/Exchange.asmx", "Ann & Co", "x'y", "caf\u00e9", "a\tb", "\xff"} {
+		if got, want := Escape(s), string(AppendEscaped(nil, s)); got != want {
+			t.Errorf("Escape(%q) = %q, want %q", s, got, want)
+		}
+	}
+	plain := "imap.example.com"
+	if n := testing.AllocsPerRun(10, func() { Escape(plain) }); n != 0 {
+		t.Errorf("Escape of a plain string allocates %v times", n)
 	}
 }
 
