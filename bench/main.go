@@ -59,8 +59,8 @@ const (
 const domain = "bench.example"
 
 var (
-	duration    = flag.Duration("duration", 4*time.Second, "length of each wrk run and handshake run")
-	rounds      = flag.Int("rounds", 3, "wrk runs per server and row, taken in turn; the median is reported")
+	duration    = flag.Duration("duration", 3*time.Second, "length of each wrk run and handshake run")
+	rounds      = flag.Int("rounds", 5, "runs per server and row, taken in turn; medians are reported")
 	connections = flag.Int("connections", 64, "wrk connections")
 	reference   = flag.String("reference", "", "internal: run as the reference server with this sizes spec")
 	refCert     = flag.String("cert", "", "internal: reference certificate file")
@@ -135,18 +135,17 @@ func run() error {
 		for _, overTLS := range []bool{false, true} {
 			name := p.label + " over " + map[bool]string{false: "HTTP", true: "HTTPS"}[overTLS]
 			fmt.Fprintln(os.Stderr, "wrk:", name)
-			o, r, err := compare(dir, ours.url(overTLS), ref.url(overTLS), p)
+			o, r, ratio, err := compare(dir, ours.url(overTLS), ref.url(overTLS), p)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			rows = append(rows, row{name: name, ours: o, ref: r, ratio: o.rps / r.rps, target: targetReqRatio})
+			rows = append(rows, row{name: name, ours: o, ref: r, ratio: ratio, target: targetReqRatio})
 		}
 	}
 
 	fmt.Fprintln(os.Stderr, "TLS handshakes: ECDSA")
 	hsEC := row{name: "new TLS handshakes/s, ECDSA P-256", target: targetHandshakeRatio}
-	hsEC.ours.rps, hsEC.ref.rps = compareHandshakes(ours.httpsAddr, ref.tlsOnlyAddr)
-	hsEC.ratio = hsEC.ours.rps / hsEC.ref.rps
+	hsEC.ours.rps, hsEC.ref.rps, hsEC.ratio = compareHandshakes(ours.httpsAddr, ref.tlsOnlyAddr)
 	ours.stop()
 	ref.stop()
 
@@ -162,8 +161,7 @@ func run() error {
 	}
 	defer refRSA.stop()
 	hsRSA := row{name: "new TLS handshakes/s, RSA 2048", target: targetHandshakeRatio}
-	hsRSA.ours.rps, hsRSA.ref.rps = compareHandshakes(oursRSA.httpsAddr, refRSA.tlsOnlyAddr)
-	hsRSA.ratio = hsRSA.ours.rps / hsRSA.ref.rps
+	hsRSA.ours.rps, hsRSA.ref.rps, hsRSA.ratio = compareHandshakes(oursRSA.httpsAddr, refRSA.tlsOnlyAddr)
 	rows = append(rows, hsEC, hsRSA)
 	oursRSA.stop()
 	refRSA.stop()
@@ -355,29 +353,33 @@ func runReference(spec, certFile, keyFile string) {
 // warmUp is the uncounted run before a row's measured ones.
 const warmUp = 3 * time.Second
 
-// compare warms both servers up (a short run each, not counted: goroutine
+// compare warms both servers up (a run each, not counted: goroutine
 // stacks, buffers and the heap reach their working size), then runs them
-// in turn, rounds times, and keeps each one's median run: a 2-core machine
-// shared with the load generator varies by several percent between runs.
-func compare(dir, oursURL, refURL string, p benchProbe) (ours, ref result, err error) {
+// in turn, rounds times. A 2-core machine shared with the load generator
+// drifts by several percent from one run to the next, and two runs side by
+// side drift alike: the ratio reported is the median of each round's
+// ratio, next to each server's median run.
+func compare(dir, oursURL, refURL string, p benchProbe) (ours, ref result, ratio float64, err error) {
 	for _, u := range []string{oursURL, refURL} {
 		if _, err := runWrk(dir, u, p, warmUp); err != nil {
-			return result{}, result{}, fmt.Errorf("warm-up %s: %w", u, err)
+			return result{}, result{}, 0, fmt.Errorf("warm-up %s: %w", u, err)
 		}
 	}
 	var oursRuns, refRuns []result
+	var ratios []float64
 	for range *rounds {
 		o, err := runWrk(dir, oursURL, p, *duration)
 		if err != nil {
-			return result{}, result{}, fmt.Errorf("ours: %w", err)
+			return result{}, result{}, 0, fmt.Errorf("ours: %w", err)
 		}
 		r, err := runWrk(dir, refURL, p, *duration)
 		if err != nil {
-			return result{}, result{}, fmt.Errorf("reference: %w", err)
+			return result{}, result{}, 0, fmt.Errorf("reference: %w", err)
 		}
-		oursRuns, refRuns = append(oursRuns, o), append(refRuns, r)
+		oursRuns, refRuns, ratios = append(oursRuns, o), append(refRuns, r), append(ratios, o.rps/r.rps)
 	}
-	return median(oursRuns), median(refRuns), nil
+	slices.Sort(ratios)
+	return median(oursRuns), median(refRuns), ratios[len(ratios)/2], nil
 }
 
 // median is the run with the median request rate.
@@ -428,17 +430,20 @@ func runWrk(dir, base string, p benchProbe, d time.Duration) (result, error) {
 	return r, nil
 }
 
-// compareHandshakes measures both servers in turn, rounds times, and
-// keeps each one's median rate.
-func compareHandshakes(oursAddr, refAddr string) (ours, ref float64) {
-	var o, r []float64
+// compareHandshakes measures both servers in turn, rounds times, as
+// compare does: each one's median rate, and the median of the rounds'
+// ratios.
+func compareHandshakes(oursAddr, refAddr string) (ours, ref, ratio float64) {
+	var o, r, ratios []float64
 	for range *rounds {
 		o = append(o, handshakes(oursAddr))
 		r = append(r, handshakes(refAddr))
+		ratios = append(ratios, o[len(o)-1]/r[len(r)-1])
 	}
-	slices.Sort(o)
-	slices.Sort(r)
-	return o[len(o)/2], r[len(r)/2]
+	for _, s := range [][]float64{o, r, ratios} {
+		slices.Sort(s)
+	}
+	return o[len(o)/2], r[len(r)/2], ratios[len(ratios)/2]
 }
 
 // handshakes counts completed new TLS handshakes per second (no session
@@ -521,7 +526,7 @@ func report(w io.Writer, rows []row, loadSecs, rssMB float64) error {
 		return "**no**"
 	}
 	host, _ := os.Hostname()
-	fmt.Fprintf(w, "Measured %s on %s: %d CPUs, %s/%s, %s, wrk 4.1 with %d connections, loopback; each rate is the median of %d runs of %s per server, taken in turn.\n\n",
+	fmt.Fprintf(w, "Measured %s on %s: %d CPUs, %s/%s, %s, wrk 4.1 with %d connections, loopback; %d runs of %s per server and row, taken in turn: each rate is a median run, each ratio the median of the rounds' ratios.\n\n",
 		time.Now().UTC().Format("2006-01-02"), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), *connections, *rounds, *duration)
 	fmt.Fprintln(w, "| measure | autodiscover-proxy | reference | ratio | target | met |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
