@@ -90,13 +90,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			l.Close()
 		}
 	}()
+	watch := newConnWatch(idleTimeout, writeTimeout, watchTick)
 	listen := func(name, addr string, h http.Handler) (*http.Server, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen %s: %w", name, err)
 		}
 		listeners = append(listeners, ln)
-		s := newHTTPServer(h, log)
+		s := newHTTPServer(h, log, watch)
 		servers = append(servers, s)
 		return s, nil
 	}
@@ -131,9 +132,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	announce(stdout, cfg, listeners, httpsLn, httpLn)
 	logOut.Flush() // what start-up said, at once
+	runCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	go watch.Run(runCtx)
 	errc := make(chan error, len(servers))
 	for i, s := range servers {
-		ln := listeners[i]
+		ln := watch.Listener(listeners[i])
 		go func() {
 			if s.TLSConfig != nil {
 				errc <- s.ServeTLS(ln, "", "")
@@ -142,8 +146,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
-	runCtx, stopBackground := context.WithCancel(context.Background())
-	defer stopBackground()
 	if svc.files != nil {
 		go svc.files.Watch(runCtx, certWatchInterval, log)
 	}
@@ -207,15 +209,16 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 }
 
 // newHTTPServer sets the timeouts every listener needs against slow or
-// idle clients. One ReadTimeout bounds a request's header and body
-// together (at most 64 KB here): with no separate ReadHeaderTimeout,
-// net/http sets one read deadline per request instead of two.
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+// idle clients. ReadTimeout bounds a request's header and body together
+// (at most 64 KB here): with no separate ReadHeaderTimeout, net/http sets
+// one read deadline per request instead of two. watch keeps the write and
+// idle timeouts (connwatch.go); its Listener must wrap the listener served.
+func newHTTPServer(h http.Handler, log *slog.Logger, watch *connWatch) *http.Server {
 	return &http.Server{
 		Handler:        h,
-		ReadTimeout:    10 * time.Second,
-		WriteTimeout:   10 * time.Second,
-		IdleTimeout:    120 * time.Second,
+		ReadTimeout:    readTimeout,
+		IdleTimeout:    -1, // net/http's own is off: watch closes idle connections
+		ConnState:      watch.ConnState,
 		MaxHeaderBytes: 16 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
