@@ -200,10 +200,8 @@ var errHelp = errors.New("help")
 
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	case "text", "json":
+		return slog.New(newLineHandler(w, format == "json")), nil
 	}
 	return nil, fmt.Errorf("-log-format %q: use text or json", format)
 }
