@@ -59,8 +59,8 @@ const (
 const domain = "bench.example"
 
 var (
-	duration    = flag.Duration("duration", 3*time.Second, "length of each wrk run and handshake run")
-	rounds      = flag.Int("rounds", 5, "runs per server and row, taken in turn; medians are reported")
+	duration    = flag.Duration("duration", 2*time.Second, "length of each wrk run and handshake run")
+	rounds      = flag.Int("rounds", 7, "runs per server and row, taken in turn; medians are reported")
 	connections = flag.Int("connections", 64, "wrk connections")
 	reference   = flag.String("reference", "", "internal: run as the reference server with this sizes spec")
 	refCert     = flag.String("cert", "", "internal: reference certificate file")
@@ -537,7 +537,7 @@ func report(w io.Writer, rows []row, loadSecs, rssMB float64) error {
 			o += fmt.Sprintf(" (p50 %s, p99 %s)", r.ours.p50, r.ours.p99)
 			ref += fmt.Sprintf(" (p50 %s, p99 %s)", r.ref.p50, r.ref.p99)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.2f | ≥ %.2f | %s |\n", r.name, o, ref, r.ratio, r.target, mark(r.ratio >= r.target))
+		fmt.Fprintf(w, "| %s | %s | %s | %.3f | ≥ %.2f | %s |\n", r.name, o, ref, r.ratio, r.target, mark(r.ratio >= r.target))
 	}
 	fmt.Fprintf(w, "| serve with 100,000 domains: start to listening | %.2f s, peak RSS %.0f MB | | | < %.0f s, < %d MB | %s |\n",
 		loadSecs, rssMB, targetLoadSeconds, targetLoadRSSMB, mark(loadSecs < targetLoadSeconds && rssMB < targetLoadRSSMB))
