@@ -95,13 +95,6 @@ func (w *connWatch) ConnState(nc net.Conn, st http.ConnState) {
 	}
 }
 
-// watching reports how many connections are watched.
-func (w *connWatch) watching() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.conns)
-}
-
 type watchedListener struct {
 	net.Listener
 	w *connWatch

@@ -12,7 +12,15 @@ import (
 	"time"
 )
 
-// watchedServer serves h with a watch on a short clock.
+// watching reports how many connections are watched.
+func (w *connWatch) watching() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.conns)
+}
+
+// watchedServer serves h as serve does (newHTTPServer, the watch's
+// listener), with the watch's clock ticking every 20 ms.
 func watchedServer(t *testing.T, idle, write time.Duration, h http.Handler) (string, *connWatch) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

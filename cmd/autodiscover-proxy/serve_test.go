@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -254,26 +253,16 @@ func writeCertificate(t *testing.T, dir string, names ...string) *x509.CertPool 
 // connection is answered.
 func TestSlowClientCutOff(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	watch := newConnWatch(idleTimeout, writeTimeout, watchTick)
-	ctx, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	go watch.Run(ctx)
-	s := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, _ := watchedServer(t, idleTimeout, writeTimeout, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
-	}), slog.New(slog.DiscardHandler), watch)
-	go s.Serve(watch.Listener(ln))
-	t.Cleanup(func() { s.Close() }) // after the parallel subtests
+	}))
 	for name, send := range map[string]string{
 		"header": "POST / HTTP/1.1\r\nHost: x\r\n",
 		"body":   "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -289,7 +278,7 @@ func TestSlowClientCutOff(t *testing.T) {
 			}
 		})
 	}
-	resp, err := http.Post("http://"+ln.Addr().String()+"/", "text/plain", strings.NewReader("whole"))
+	resp, err := http.Post("http://"+addr+"/", "text/plain", strings.NewReader("whole"))
 	if err != nil {
 		t.Fatal(err)
 	}
