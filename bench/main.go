@@ -378,8 +378,13 @@ func compare(dir, oursURL, refURL string, p benchProbe) (ours, ref result, ratio
 		}
 		oursRuns, refRuns, ratios = append(oursRuns, o), append(refRuns, r), append(ratios, o.rps/r.rps)
 	}
-	slices.Sort(ratios)
-	return median(oursRuns), median(refRuns), ratios[len(ratios)/2], nil
+	return median(oursRuns), median(refRuns), middle(ratios), nil
+}
+
+// middle is the median of xs (sorted in place; len(xs) is odd here).
+func middle(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }
 
 // median is the run with the median request rate.
@@ -440,10 +445,7 @@ func compareHandshakes(oursAddr, refAddr string) (ours, ref, ratio float64) {
 		r = append(r, handshakes(refAddr))
 		ratios = append(ratios, o[len(o)-1]/r[len(r)-1])
 	}
-	for _, s := range [][]float64{o, r, ratios} {
-		slices.Sort(s)
-	}
-	return o[len(o)/2], r[len(r)/2], ratios[len(ratios)/2]
+	return middle(o), middle(r), middle(ratios)
 }
 
 // handshakes counts completed new TLS handshakes per second (no session
