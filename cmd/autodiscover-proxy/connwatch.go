@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -10,8 +12,7 @@ import (
 	"time"
 )
 
-// Connection timeouts. readTimeout is net/http's own (a request's header
-// and body); the write and idle timeouts are kept by connWatch.
+// Connection timeouts, kept by connWatch.
 const (
 	readTimeout  = 10 * time.Second
 	writeTimeout = 10 * time.Second
@@ -19,22 +20,31 @@ const (
 	watchTick    = time.Second
 )
 
-// connWatch keeps the write and idle timeouts of a server's connections
-// on a clock that ticks once a second, as nginx's timer_resolution does.
-// net/http's WriteTimeout and IdleTimeout read the clock and move a timer
-// for every request, which cost about a tenth of a small request's time
-// (bench/, issue 7); here a request stores two numbers.
+// connWatch keeps a server's read, write and idle timeouts on a clock that
+// ticks once a second, as nginx's timer_resolution does. net/http's own
+// read a clock and move a runtime timer several times per request (its
+// read deadline alone is set twice per request, and cleared twice), which
+// cost about a tenth of a small request's time (bench/, issue 7); here a
+// request stores a few numbers.
 //
+//   - Reads: net/http still computes its deadlines from ReadTimeout (the
+//     TLS handshake, then each request's header and body from its first
+//     byte). A watched connection keeps such a deadline as a number, and
+//     the ticker closes a connection whose deadline has passed: at most a
+//     tick late, never early. Deadlines in the past (net/http's way to stop
+//     its background read) and cleared ones reach the connection at once.
 //   - Writes: a connection's write deadline is moved only when it is less
 //     than half the write timeout away, so a write that makes no progress
 //     fails after between half and all of writeTimeout (a client that does
-//     not read cannot hold a connection).
+//     not read cannot hold a connection). net/http clears the write
+//     deadline after every request; here it stays.
 //   - Idle: a connection that waits for its next request longer than the
 //     idle timeout is closed by the ticker.
 //
 // Run must be running while the watched listeners serve.
 type connWatch struct {
-	idle, write int64 // in ticks
+	read        time.Duration // the http.Server's ReadTimeout
+	idle, write int64         // in ticks
 	tick        time.Duration
 	start       time.Time
 	now         atomic.Int64 // ticks since start, advanced by Run
@@ -43,8 +53,15 @@ type connWatch struct {
 	conns map[*watchedConn]struct{}
 }
 
-func newConnWatch(idle, write, tick time.Duration) *connWatch {
-	return &connWatch{idle: int64(idle / tick), write: max(2, int64(write/tick)), tick: tick, start: time.Now(), conns: map[*watchedConn]struct{}{}}
+func newConnWatch(read, write, idle, tick time.Duration) *connWatch {
+	return &connWatch{read: read, idle: int64(idle / tick), write: max(2, int64(write/tick)), tick: tick, start: time.Now(), conns: map[*watchedConn]struct{}{}}
+}
+
+// ticks is t on the watch's clock, rounded up: a deadline kept in ticks
+// passes no earlier than t.
+func (w *connWatch) ticks(t time.Time) int64 {
+	d := t.Sub(w.start)
+	return int64((d + w.tick - 1) / w.tick)
 }
 
 // Run advances the clock and closes idle connections until ctx ends.
@@ -63,6 +80,11 @@ func (w *connWatch) Run(ctx context.Context) {
 		for c := range w.conns {
 			if since := c.idleSince.Load(); since != 0 && now-(since-1) >= w.idle {
 				c.Conn.Close() // the raw connection: closing TLS would write an alert
+				delete(w.conns, c)
+				continue
+			}
+			if d := c.readDeadline.Load(); d != 0 && now >= d {
+				c.Conn.Close() // a read past its deadline: as net/http would, after the timeout
 				delete(w.conns, c)
 			}
 		}
@@ -115,8 +137,57 @@ func (l watchedListener) Accept() (net.Conn, error) {
 type watchedConn struct {
 	net.Conn
 	w             *connWatch
-	writeDeadline atomic.Int64 // in ticks since start
+	readDeadline  atomic.Int64 // in ticks since start; 0: none
+	readStopped   atomic.Bool  // the connection's own read deadline is in the past
+	writeDeadline atomic.Int64 // in ticks since start; heldPast while a past deadline holds
 	idleSince     atomic.Int64 // in ticks since start, +1; 0 while not idle
+}
+
+// heldPast marks a write deadline in the past set by the caller: writes
+// fail until the caller clears it.
+const heldPast = math.MaxInt64
+
+// SetReadDeadline keeps a deadline in the future as a number for the
+// ticker; a cleared one, or one already passed on the watch's clock,
+// reaches the connection. net/http calls it six times per request.
+func (c *watchedConn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() {
+		if c.readDeadline.Load() != 0 {
+			c.readDeadline.Store(0)
+		}
+	} else if d := c.w.ticks(t); d < c.w.now.Load() {
+		c.readDeadline.Store(0)
+		c.readStopped.Store(true)
+		return c.Conn.SetReadDeadline(t)
+	} else {
+		c.readDeadline.Store(d)
+	}
+	if c.readStopped.Load() {
+		c.readStopped.Store(false)
+		return c.Conn.SetReadDeadline(time.Time{})
+	}
+	return nil
+}
+
+// SetWriteDeadline lets the caller's deadlines through, except a cleared
+// one: the write timeout (Write) keeps a deadline on every write.
+func (c *watchedConn) SetWriteDeadline(t time.Time) error {
+	switch {
+	case t.IsZero():
+		if c.writeDeadline.Load() != heldPast {
+			return nil
+		}
+		c.writeDeadline.Store(0) // Write sets one
+	case c.w.ticks(t) < c.w.now.Load():
+		c.writeDeadline.Store(heldPast)
+	default:
+		c.writeDeadline.Store(c.w.ticks(t) - 1) // rounded down
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *watchedConn) SetDeadline(t time.Time) error {
+	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
 
 func (c *watchedConn) Write(p []byte) (int, error) {

@@ -90,7 +90,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			l.Close()
 		}
 	}()
-	watch := newConnWatch(idleTimeout, writeTimeout, watchTick)
+	watch := newConnWatch(readTimeout, writeTimeout, idleTimeout, watchTick)
 	listen := func(name, addr string, h http.Handler) (*http.Server, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -208,13 +208,13 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 
 // newHTTPServer sets the timeouts every listener needs against slow or
 // idle clients. ReadTimeout bounds a request's header and body together
-// (at most 64 KB here): with no separate ReadHeaderTimeout, net/http sets
-// one read deadline per request instead of two. watch keeps the write and
-// idle timeouts (connwatch.go); its Listener must wrap the listener served.
+// (at most 64 KB here) and the TLS handshake; watch enforces it and keeps
+// the write and idle timeouts (connwatch.go); its Listener must wrap the
+// listener served.
 func newHTTPServer(h http.Handler, log *slog.Logger, watch *connWatch) *http.Server {
 	return &http.Server{
 		Handler:        h,
-		ReadTimeout:    readTimeout,
+		ReadTimeout:    watch.read,
 		IdleTimeout:    -1, // net/http's own is off: watch closes idle connections
 		ConnState:      watch.ConnState,
 		MaxHeaderBytes: 16 << 10,

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -246,44 +245,4 @@ func writeCertificate(t *testing.T, dir string, names ...string) *x509.CertPool 
 	c := testpki.New(t, names...)
 	c.WriteFiles(t, dir)
 	return c.Roots
-}
-
-// A client that sends half a request header, or half a body, is cut off by
-// the read timeout (slowloris); a complete request on the same kind of
-// connection is answered.
-func TestSlowClientCutOff(t *testing.T) {
-	t.Parallel()
-	addr, _ := watchedServer(t, idleTimeout, writeTimeout, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-	}))
-	for name, send := range map[string]string{
-		"header": "POST / HTTP/1.1\r\nHost: x\r\n",
-		"body":   "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf",
-	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			start := time.Now()
-			c.Write([]byte(send))
-			c.SetReadDeadline(time.Now().Add(20 * time.Second))
-			if _, err := io.Copy(io.Discard, c); err != nil { // nil: the server closed
-				t.Fatalf("server kept the connection open: %v", err)
-			}
-			if d := time.Since(start); d > readTimeout+5*time.Second {
-				t.Errorf("connection closed after %v, want within the read timeout", d)
-			}
-		})
-	}
-	resp, err := http.Post("http://"+addr+"/", "text/plain", strings.NewReader("whole"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("complete request: status %d", resp.StatusCode)
-	}
 }
