@@ -154,23 +154,13 @@ func (s *scanner) peek(n int) byte {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-func isNameByte(c byte, first bool) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '_':
-		return true
-	case '0' <= c && c <= '9', c == '-', c == '.':
-		return !first
-	}
-	return false
-}
-
+// name reads an ASCII XML name.
 func (s *scanner) name() (string, bool) {
 	start := s.i
-	for s.i < len(s.b) && isNameByte(s.b[s.i], s.i == start) {
-		s.i++
-	}
-	if s.i == start {
+	if s.i >= len(s.b) || plainByte[s.b[s.i]]&nameStart == 0 {
 		return "", false
+	}
+	for s.i++; s.i < len(s.b) && plainByte[s.b[s.i]]&nameRest != 0; s.i++ {
 	}
 	return internString(s.b[start:s.i]), true
 }
@@ -222,7 +212,7 @@ func (s *scanner) startTag() (name, ns string, selfClosing, ok bool) {
 			return
 		}
 		v := s.b[s.i : s.i+end]
-		if bytes.ContainsAny(v, "<&") || !validText(v) || bytes.ContainsAny(v, "\t\n\r") {
+		if !validAttr(v) {
 			return
 		}
 		s.i += end + 1
@@ -257,12 +247,12 @@ func (s *scanner) endTag() (string, bool) {
 func validText(b []byte) bool {
 	for i := 0; i < len(b); {
 		c := b[i]
-		if c < utf8.RuneSelf {
-			if c == '&' || c == '<' || c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
-				return false
-			}
+		if plainByte[c]&plainText != 0 {
 			i++
 			continue
+		}
+		if c < utf8.RuneSelf {
+			return false
 		}
 		r, w := utf8.DecodeRune(b[i:])
 		if r == utf8.RuneError && w == 1 || !isXMLChar(r) {
@@ -272,6 +262,49 @@ func validText(b []byte) bool {
 	}
 	return true
 }
+
+// validAttr reports whether an attribute value is taken as it is: valid
+// text without tab, newline or carriage return (which a parser would turn
+// into spaces).
+func validAttr(b []byte) bool {
+	for i, c := range b {
+		if plainByte[c]&plainAttr == 0 {
+			return c >= utf8.RuneSelf && validText(b[i:]) && bytes.IndexAny(b[i:], "\t\n\r") < 0
+		}
+	}
+	return true
+}
+
+// plainByte classes the ASCII bytes: those text and attribute values may
+// hold as they are (not markup, & <; not a control character other than
+// tab, newline and carriage return, XML 1.0 §2.2; in attribute values not
+// those three either), and those of the names the scanner takes (ASCII
+// only; anything else goes to etree). A table: the scanner runs on every
+// request (issue 7).
+var plainByte = func() (t [256]uint8) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		if c != '&' && c != '<' {
+			t[c] = plainText | plainAttr
+		}
+	}
+	t['\t'], t['\n'], t['\r'] = plainText, plainText, plainText
+	for c := range t {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '_':
+			t[c] |= nameStart | nameRest
+		case '0' <= c && c <= '9', c == '-', c == '.':
+			t[c] |= nameRest
+		}
+	}
+	return t
+}()
+
+const (
+	plainText = 1 << iota
+	plainAttr
+	nameStart
+	nameRest
+)
 
 // internString avoids an allocation for the strings every request has.
 func internString(b []byte) string {
