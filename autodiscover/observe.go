@@ -1,6 +1,7 @@
 package autodiscover
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -56,8 +57,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // observe logs one line per request and counts it. It runs on every
 // request, so it allocates little (issue 7): the status writer is pooled,
-// the attributes live on the stack, the client address is a substring of
-// the request when it can be.
+// the line goes to a RequestLogger as fields, the client address is a
+// substring of the request when it can be.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -76,31 +77,72 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			return
 		}
 		cfg := s.site.Load().cfg
-		var buf [8]slog.Attr
-		attrs := append(buf[:0],
-			slog.String("dialect", rec.dialect),
-			slog.String("domain", rec.domain),
-			slog.String("outcome", rec.outcome),
-			slog.Int("status", rec.status),
-			slog.Duration("duration", d),
-			slog.String("client", clientIP(r, cfg.TrustedProxies)),
-		)
-		if rec.upstream != "" {
-			attrs = append(attrs, slog.String("upstream", rec.upstream))
+		line := RequestLine{
+			Time:     start.Add(d),
+			Dialect:  rec.dialect,
+			Domain:   rec.domain,
+			Outcome:  rec.outcome,
+			Status:   rec.status,
+			Duration: d,
+			Client:   clientIP(r, cfg.TrustedProxies),
+			Upstream: rec.upstream,
+			Address:  rec.address,
 		}
-		if rec.address != "" {
-			a := rec.address
-			if !cfg.Log.Addresses {
-				a = s.hashAddress(a)
-			}
-			attrs = append(attrs, slog.String("address", a))
+		if line.Address != "" && !cfg.Log.Addresses {
+			line.Address = s.hashAddress(line.Address)
 		}
-		// A record without a caller's PC: Logger.LogAttrs would walk the
-		// stack for one on every request, and no handler here prints it.
-		lr := slog.NewRecord(start.Add(d), slog.LevelInfo, "request", 0)
-		lr.AddAttrs(attrs...)
-		s.Log.Handler().Handle(ctx, lr)
+		h := s.Log.Handler()
+		if rl, ok := h.(RequestLogger); ok {
+			rl.HandleRequest(ctx, &line)
+			return
+		}
+		h.Handle(ctx, line.Record())
 	})
+}
+
+// RequestLine is the request log's line about one request.
+type RequestLine struct {
+	Time     time.Time
+	Dialect  string
+	Domain   string
+	Outcome  string
+	Status   int
+	Duration time.Duration
+	Client   string
+	Upstream string // what the upstream proxy did; not logged when empty
+	Address  string // hashed unless log.addresses; not logged when empty
+}
+
+// Record is the line as a log record: message "request", and the fields
+// as attributes in this order.
+func (l *RequestLine) Record() slog.Record {
+	// No caller's PC: Logger.LogAttrs would walk the stack for one on every
+	// request, and no handler here prints it.
+	r := slog.NewRecord(l.Time, slog.LevelInfo, "request", 0)
+	r.AddAttrs(
+		slog.String("dialect", l.Dialect),
+		slog.String("domain", l.Domain),
+		slog.String("outcome", l.Outcome),
+		slog.Int("status", l.Status),
+		slog.Duration("duration", l.Duration),
+		slog.String("client", l.Client),
+	)
+	if l.Upstream != "" {
+		r.AddAttrs(slog.String("upstream", l.Upstream))
+	}
+	if l.Address != "" {
+		r.AddAttrs(slog.String("address", l.Address))
+	}
+	return r
+}
+
+// RequestLogger is a log handler that writes a request line from its
+// fields, exactly as it would write the line's Record: observe uses it
+// when the logger's handler is one, and skips building the record (it
+// allocates, and the line is written on every request: issue 7).
+type RequestLogger interface {
+	slog.Handler
+	HandleRequest(context.Context, *RequestLine) error
 }
 
 var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}

@@ -2,10 +2,12 @@ package autodiscover
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +150,47 @@ func TestMetricsCount(t *testing.T) {
 	}
 	if c := testutil.CollectAndCount(s.Metrics.latency); c != 2 {
 		t.Errorf("latency series %d, want 2 (autoconfig, pox)", c)
+	}
+}
+
+// fieldLogger is a RequestLogger that keeps the lines it is handed and
+// writes each as its Record.
+type fieldLogger struct {
+	slog.Handler
+	lines []RequestLine
+}
+
+func (h *fieldLogger) HandleRequest(ctx context.Context, l *RequestLine) error {
+	h.lines = append(h.lines, *l)
+	return h.Handler.Handle(ctx, l.Record())
+}
+
+// A logger whose handler is a RequestLogger gets each request line as
+// fields, the same line a plain handler gets as a record.
+func TestRequestLogger(t *testing.T) {
+	// httptest's peer, 192.0.2.1, is a trusted proxy; the upstream refuses
+	// connections (the line says so).
+	const cfg = "trusted_proxies: [192.0.2.0/24]\ndomains:\n  - name: contoso.com\n    provider: microsoft365\n    upstream: {url: 'https://127.0.0.1:1/autodiscover/autodiscover.xml'}\n"
+	var viaRecord, viaFields, unused bytes.Buffer
+	rs := serverFor(t, cfg, &viaRecord)
+	fs := serverFor(t, cfg, &unused)
+	fl := &fieldLogger{Handler: slog.NewTextHandler(&viaFields, nil)}
+	fs.Log = slog.New(fl)
+	for _, s := range []*Server{rs, fs} {
+		exchange{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=Jane@contoso.com"}.serve(s)
+		exchange{method: "POST", target: "/autodiscover/autodiscover.xml", body: poxBody(reqOutlook, "jane@contoso.com", respOutlook),
+			header: http.Header{"X-Forwarded-For": {"198.51.100.9"}}}.serve(s)
+	}
+	if len(fl.lines) != 2 {
+		t.Fatalf("HandleRequest called %d times, want 2", len(fl.lines))
+	}
+	if l := fl.lines[1]; l.Dialect != "pox" || l.Upstream == "" || l.Client != "198.51.100.9" || !strings.HasPrefix(l.Address, "h:") || l.Status != 200 {
+		t.Errorf("POX line: %+v", l)
+	}
+	// The same lines but for time, duration and the address hash (each
+	// server has its own key).
+	varying := regexp.MustCompile(`time=\S+|duration=\S+|address=h:\S+`)
+	if got, want := varying.ReplaceAllString(viaFields.String(), ""), varying.ReplaceAllString(viaRecord.String(), ""); got != want {
+		t.Errorf("as fields:\n%s\nas a record:\n%s", got, want)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/autodiscover"
 )
 
 // lineHandler writes the records a request log is made of (a message and
@@ -15,12 +17,15 @@ import (
 // fraction of the time: one line per request is a tenth of a small
 // request's cost through slog's general path (bench/, issue 7). Any other
 // record, and every handler derived by WithAttrs or WithGroup, goes to
-// slog's handler. FuzzLineHandler compares the two.
+// slog's handler. It takes autodiscover's request line as fields, too
+// (HandleRequest). FuzzLineHandler and FuzzRequestLine compare the two.
 type lineHandler struct {
 	slog.Handler // slog's own, for everything the fast path does not take
 	w            io.Writer
 	json         bool
 }
+
+var _ autodiscover.RequestLogger = (*lineHandler)(nil)
 
 func newLineHandler(w io.Writer, json bool) *lineHandler {
 	h := &lineHandler{w: w, json: json}
@@ -47,81 +52,145 @@ func (h *lineHandler) Handle(ctx context.Context, r slog.Record) error {
 	return err
 }
 
-// appendLine formats r, or reports that it is not a record it takes.
-func (h *lineHandler) appendLine(b []byte, r slog.Record) ([]byte, bool) {
-	if y := r.Time.Year(); r.Time.IsZero() || y < 0 || y >= 10000 || !plainText(r.Message) {
+// HandleRequest writes the request line as Handle writes its Record,
+// without building the record (autodiscover.RequestLogger).
+func (h *lineHandler) HandleRequest(ctx context.Context, l *autodiscover.RequestLine) error {
+	bp := lineBufs.Get().(*[]byte)
+	defer lineBufs.Put(bp)
+	b, ok := h.appendRequest((*bp)[:0], l)
+	*bp = b
+	if !ok {
+		return h.Handle(ctx, l.Record())
+	}
+	_, err := h.w.Write(b)
+	return err
+}
+
+// appendRequest formats l as appendLine formats l.Record(), or reports
+// that the line needs slog's handler.
+func (h *lineHandler) appendRequest(b []byte, l *autodiscover.RequestLine) ([]byte, bool) {
+	b, ok := h.appendHead(b, l.Time, slog.LevelInfo, "request")
+	if !ok {
 		return b, false
 	}
-	if h.json {
-		b = append(b, `{"time":"`...)
-		b = r.Time.AppendFormat(b, time.RFC3339Nano)
-		b = append(b, `","level":"`...)
-		b = append(b, r.Level.String()...)
-		b = append(b, `","msg":"`...)
-		b = append(b, r.Message...)
-		b = append(b, '"')
-	} else {
-		b = append(b, "time="...)
-		// slog's TextHandler: RFC 3339 in milliseconds, three digits kept.
-		n := len(b)
-		b = r.Time.Truncate(time.Millisecond).Add(time.Millisecond/10).AppendFormat(b, time.RFC3339Nano)
-		const millis = len("2006-01-02T15:04:05.000")
-		b = append(b[:n+millis], b[n+millis+1:]...)
-		b = append(b, " level="...)
-		b = append(b, r.Level.String()...)
-		b = append(b, " msg="...)
-		b = append(b, r.Message...)
+	for _, kv := range [...]struct{ k, v string }{{"dialect", l.Dialect}, {"domain", l.Domain}, {"outcome", l.Outcome}} {
+		if b, ok = h.appendString(h.appendKey(b, kv.k), kv.v); !ok {
+			return b, false
+		}
 	}
-	ok := true
+	b = strconv.AppendInt(h.appendKey(b, "status"), int64(l.Status), 10)
+	b = h.appendDuration(h.appendKey(b, "duration"), l.Duration)
+	if b, ok = h.appendString(h.appendKey(b, "client"), l.Client); !ok {
+		return b, false
+	}
+	if l.Upstream != "" {
+		if b, ok = h.appendString(h.appendKey(b, "upstream"), l.Upstream); !ok {
+			return b, false
+		}
+	}
+	if l.Address != "" {
+		if b, ok = h.appendString(h.appendKey(b, "address"), l.Address); !ok {
+			return b, false
+		}
+	}
+	return h.appendEnd(b), true
+}
+
+// appendLine formats r, or reports that it is not a record it takes.
+func (h *lineHandler) appendLine(b []byte, r slog.Record) ([]byte, bool) {
+	b, ok := h.appendHead(b, r.Time, r.Level, r.Message)
+	if !ok {
+		return b, false
+	}
 	r.Attrs(func(a slog.Attr) bool {
 		if !plainText(a.Key) {
 			ok = false
 			return false
 		}
-		if h.json {
-			b = append(b, ',', '"')
-			b = append(b, a.Key...)
-			b = append(b, '"', ':')
-		} else {
-			b = append(b, ' ')
-			b = append(b, a.Key...)
-			b = append(b, '=')
-		}
+		b = h.appendKey(b, a.Key)
 		switch v := a.Value; v.Kind() {
 		case slog.KindString:
-			s := v.String()
-			if s != "" && !plainText(s) {
-				ok = false
-				return false
-			}
-			if h.json || s == "" {
-				b = append(b, '"')
-				b = append(b, s...)
-				b = append(b, '"')
-			} else {
-				b = append(b, s...)
-			}
+			b, ok = h.appendString(b, v.String())
 		case slog.KindInt64:
 			b = strconv.AppendInt(b, v.Int64(), 10)
 		case slog.KindDuration:
-			if h.json {
-				b = strconv.AppendInt(b, int64(v.Duration()), 10)
-			} else {
-				b = append(b, v.Duration().String()...)
-			}
+			b = h.appendDuration(b, v.Duration())
 		default:
 			ok = false
-			return false
 		}
-		return true
+		return ok
 	})
 	if !ok {
 		return b, false
 	}
+	return h.appendEnd(b), true
+}
+
+// appendHead writes time, level and message, or reports that slog would
+// write them differently.
+func (h *lineHandler) appendHead(b []byte, t time.Time, level slog.Level, msg string) ([]byte, bool) {
+	if y := t.Year(); t.IsZero() || y < 0 || y >= 10000 || !plainText(msg) {
+		return b, false
+	}
+	if h.json {
+		b = append(b, `{"time":"`...)
+		b = t.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","level":"`...)
+		b = append(b, level.String()...)
+		b = append(b, `","msg":"`...)
+		b = append(b, msg...)
+		return append(b, '"'), true
+	}
+	b = append(b, "time="...)
+	// slog's TextHandler: RFC 3339 in milliseconds, three digits kept.
+	n := len(b)
+	b = t.Truncate(time.Millisecond).Add(time.Millisecond/10).AppendFormat(b, time.RFC3339Nano)
+	const millis = len("2006-01-02T15:04:05.000")
+	b = append(b[:n+millis], b[n+millis+1:]...)
+	b = append(b, " level="...)
+	b = append(b, level.String()...)
+	b = append(b, " msg="...)
+	return append(b, msg...), true
+}
+
+// appendKey writes an attribute's key (plain text) and what follows it.
+func (h *lineHandler) appendKey(b []byte, key string) []byte {
+	if h.json {
+		b = append(b, ',', '"')
+		b = append(b, key...)
+		return append(b, '"', ':')
+	}
+	b = append(b, ' ')
+	b = append(b, key...)
+	return append(b, '=')
+}
+
+// appendString writes a string value, or reports that slog would quote
+// or escape it.
+func (h *lineHandler) appendString(b []byte, s string) ([]byte, bool) {
+	if s != "" && !plainText(s) {
+		return b, false
+	}
+	if h.json || s == "" {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"'), true
+	}
+	return append(b, s...), true
+}
+
+func (h *lineHandler) appendDuration(b []byte, d time.Duration) []byte {
+	if h.json {
+		return strconv.AppendInt(b, int64(d), 10)
+	}
+	return append(b, d.String()...)
+}
+
+func (h *lineHandler) appendEnd(b []byte) []byte {
 	if h.json {
 		b = append(b, '}')
 	}
-	return append(b, '\n'), true
+	return append(b, '\n')
 }
 
 // plainText reports whether s is written as it is, unquoted and unescaped,
