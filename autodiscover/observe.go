@@ -93,7 +93,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		h := s.Log.Handler()
 		if rl, ok := h.(RequestLogger); ok {
-			rl.HandleRequest(ctx, &line)
+			rl.HandleRequest(ctx, line)
 			return
 		}
 		h.Handle(ctx, line.Record())
@@ -115,11 +115,9 @@ type RequestLine struct {
 
 // Record is the line as a log record: message "request", and the fields
 // as attributes in this order.
-func (l *RequestLine) Record() slog.Record {
-	// No caller's PC: Logger.LogAttrs would walk the stack for one on every
-	// request, and no handler here prints it.
-	r := slog.NewRecord(l.Time, slog.LevelInfo, "request", 0)
-	r.AddAttrs(
+func (l RequestLine) Record() slog.Record {
+	var buf [8]slog.Attr
+	attrs := append(buf[:0],
 		slog.String("dialect", l.Dialect),
 		slog.String("domain", l.Domain),
 		slog.String("outcome", l.Outcome),
@@ -128,11 +126,15 @@ func (l *RequestLine) Record() slog.Record {
 		slog.String("client", l.Client),
 	)
 	if l.Upstream != "" {
-		r.AddAttrs(slog.String("upstream", l.Upstream))
+		attrs = append(attrs, slog.String("upstream", l.Upstream))
 	}
 	if l.Address != "" {
-		r.AddAttrs(slog.String("address", l.Address))
+		attrs = append(attrs, slog.String("address", l.Address))
 	}
+	// No caller's PC: Logger.LogAttrs would walk the stack for one on every
+	// request, and no handler here prints it.
+	r := slog.NewRecord(l.Time, slog.LevelInfo, "request", 0)
+	r.AddAttrs(attrs...) // at once: the attributes past the record's first five take one allocation
 	return r
 }
 
@@ -142,7 +144,7 @@ func (l *RequestLine) Record() slog.Record {
 // allocates, and the line is written on every request: issue 7).
 type RequestLogger interface {
 	slog.Handler
-	HandleRequest(context.Context, *RequestLine) error
+	HandleRequest(context.Context, RequestLine) error
 }
 
 var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}

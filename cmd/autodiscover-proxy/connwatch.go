@@ -22,7 +22,7 @@ const (
 
 // connWatch keeps a server's read, write and idle timeouts on a clock that
 // ticks once a second, as nginx's timer_resolution does. net/http's own
-// read a clock and move a runtime timer several times per request (its
+// timeouts read a clock and move a runtime timer several times per request (its
 // read deadline alone is set twice per request, and cleared twice), which
 // cost about a tenth of a small request's time (bench/, issue 7); here a
 // request stores a few numbers.
@@ -58,13 +58,18 @@ func newConnWatch(read, write, idle, tick time.Duration) *connWatch {
 }
 
 // ticks is t on the watch's clock, rounded up: a deadline kept in ticks
-// passes no earlier than t.
+// passes no earlier than t. (Sub saturates: no overflow for any t.)
 func (w *connWatch) ticks(t time.Time) int64 {
 	d := t.Sub(w.start)
-	return int64((d + w.tick - 1) / w.tick)
+	n := int64(d / w.tick)
+	if d%w.tick > 0 {
+		n++
+	}
+	return n
 }
 
-// Run advances the clock and closes idle connections until ctx ends.
+// Run advances the clock and closes idle connections, and those past
+// their read deadline, until ctx ends.
 func (w *connWatch) Run(ctx context.Context) {
 	t := time.NewTicker(w.tick)
 	defer t.Stop()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -236,5 +237,29 @@ func TestConnWatchReadNotAnswer(t *testing.T) {
 			t.Fatalf("%s: status %d: %s", path, resp.StatusCode, body)
 		}
 		time.Sleep(3 * read) // waits for the next request
+	}
+}
+
+// Deadlines on the watch's clock round up, so they never pass early, and
+// stay in order at the far ends of time.
+func TestConnWatchTicks(t *testing.T) {
+	w := newConnWatch(time.Second, time.Second, time.Second, time.Second)
+	for _, tc := range []struct {
+		at   time.Time
+		want int64
+	}{
+		{w.start, 0},
+		{w.start.Add(time.Nanosecond), 1},
+		{w.start.Add(time.Second), 1},
+		{w.start.Add(1500 * time.Millisecond), 2},
+		{w.start.Add(-1500 * time.Millisecond), -1},
+		{w.start.AddDate(1000, 0, 0), int64(time.Duration(math.MaxInt64)/time.Second) + 1},
+	} {
+		if got := w.ticks(tc.at); got != tc.want {
+			t.Errorf("ticks(start%+v) = %d, want %d", tc.at.Sub(w.start), got, tc.want)
+		}
+	}
+	if got := w.ticks(time.Unix(1, 0)); got >= 0 {
+		t.Errorf("a deadline in 1970 is tick %d, want before the start", got)
 	}
 }

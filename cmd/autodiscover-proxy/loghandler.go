@@ -54,10 +54,10 @@ func (h *lineHandler) Handle(ctx context.Context, r slog.Record) error {
 
 // HandleRequest writes the request line as Handle writes its Record,
 // without building the record (autodiscover.RequestLogger).
-func (h *lineHandler) HandleRequest(ctx context.Context, l *autodiscover.RequestLine) error {
+func (h *lineHandler) HandleRequest(ctx context.Context, l autodiscover.RequestLine) error {
 	bp := lineBufs.Get().(*[]byte)
 	defer lineBufs.Put(bp)
-	b, ok := h.appendRequest((*bp)[:0], l)
+	b, ok := h.appendRequest((*bp)[:0], &l)
 	*bp = b
 	if !ok {
 		return h.Handle(ctx, l.Record())

@@ -49,7 +49,7 @@ func handleRequest(t *testing.T, json bool, l *autodiscover.RequestLine) (fast, 
 	var a bytes.Buffer
 	h := newLineHandler(&a, json)
 	_, tookFast = h.appendRequest(nil, l)
-	if err := h.HandleRequest(context.Background(), l); err != nil {
+	if err := h.HandleRequest(context.Background(), *l); err != nil {
 		t.Fatal(err)
 	}
 	return a.String(), slogWrites(t, json, l.Record()), tookFast
