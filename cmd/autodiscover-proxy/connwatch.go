@@ -83,13 +83,11 @@ func (w *connWatch) Run(ctx context.Context) {
 		w.now.Store(now)
 		w.mu.Lock()
 		for c := range w.conns {
-			if since := c.idleSince.Load(); since != 0 && now-(since-1) >= w.idle {
+			since, d := c.idleSince.Load(), c.readDeadline.Load()
+			idle := since != 0 && now-(since-1) >= w.idle
+			late := d != 0 && now >= d // a read past its deadline: net/http would close too
+			if idle || late {
 				c.Conn.Close() // the raw connection: closing TLS would write an alert
-				delete(w.conns, c)
-				continue
-			}
-			if d := c.readDeadline.Load(); d != 0 && now >= d {
-				c.Conn.Close() // a read past its deadline: as net/http would, after the timeout
 				delete(w.conns, c)
 			}
 		}
@@ -177,16 +175,15 @@ func (c *watchedConn) SetReadDeadline(t time.Time) error {
 // SetWriteDeadline lets the caller's deadlines through, except a cleared
 // one: the write timeout (Write) keeps a deadline on every write.
 func (c *watchedConn) SetWriteDeadline(t time.Time) error {
-	switch {
-	case t.IsZero():
+	if t.IsZero() {
 		if c.writeDeadline.Load() != heldPast {
 			return nil
 		}
 		c.writeDeadline.Store(0) // Write sets one
-	case c.w.ticks(t) < c.w.now.Load():
+	} else if d := c.w.ticks(t); d < c.w.now.Load() {
 		c.writeDeadline.Store(heldPast)
-	default:
-		c.writeDeadline.Store(c.w.ticks(t) - 1) // rounded down
+	} else {
+		c.writeDeadline.Store(d - 1) // rounded down
 	}
 	return c.Conn.SetWriteDeadline(t)
 }

@@ -80,16 +80,14 @@ func (h *lineHandler) appendRequest(b []byte, l *autodiscover.RequestLine) ([]by
 	}
 	b = strconv.AppendInt(h.appendKey(b, "status"), int64(l.Status), 10)
 	b = h.appendDuration(h.appendKey(b, "duration"), l.Duration)
-	if b, ok = h.appendString(h.appendKey(b, "client"), l.Client); !ok {
-		return b, false
-	}
-	if l.Upstream != "" {
-		if b, ok = h.appendString(h.appendKey(b, "upstream"), l.Upstream); !ok {
-			return b, false
+	for _, kv := range [...]struct {
+		k, v     string
+		optional bool // not logged when empty
+	}{{"client", l.Client, false}, {"upstream", l.Upstream, true}, {"address", l.Address, true}} {
+		if kv.optional && kv.v == "" {
+			continue
 		}
-	}
-	if l.Address != "" {
-		if b, ok = h.appendString(h.appendKey(b, "address"), l.Address); !ok {
+		if b, ok = h.appendString(h.appendKey(b, kv.k), kv.v); !ok {
 			return b, false
 		}
 	}
