@@ -22,13 +22,21 @@ import (
 type lineHandler struct {
 	slog.Handler // slog's own, for everything the fast path does not take
 	w            io.Writer
+	requests     requestLineWriter // w, when it buffers request lines apart (bufferedLog)
 	json         bool
+}
+
+// requestLineWriter takes request lines, which may be written out of order
+// with each other (bufferedLog).
+type requestLineWriter interface {
+	WriteRequestLine([]byte) error
 }
 
 var _ autodiscover.RequestLogger = (*lineHandler)(nil)
 
 func newLineHandler(w io.Writer, json bool) *lineHandler {
 	h := &lineHandler{w: w, json: json}
+	h.requests, _ = w.(requestLineWriter)
 	if json {
 		h.Handler = slog.NewJSONHandler(w, nil)
 	} else {
@@ -61,6 +69,9 @@ func (h *lineHandler) HandleRequest(ctx context.Context, l autodiscover.RequestL
 	*bp = b
 	if !ok {
 		return h.Handle(ctx, l.Record())
+	}
+	if h.requests != nil {
+		return h.requests.WriteRequestLine(b)
 	}
 	_, err := h.w.Write(b)
 	return err

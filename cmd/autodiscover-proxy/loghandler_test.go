@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,4 +121,23 @@ func FuzzLineHandler(f *testing.F) {
 			t.Errorf("json=%v:\n got %q\nwant %q", json, fast, std)
 		}
 	})
+}
+
+// Over serve's buffered log, request lines go to the per-CPU buffers and
+// every other line is written at once, after them.
+func TestLineHandlerBufferedLog(t *testing.T) {
+	var out syncBuffer
+	b := newBufferedLog(&out)
+	defer b.Close(context.Background())
+	h := newLineHandler(b, true)
+	l := requestLine(time.Date(2026, 11, 22, 10, 19, 7, 0, time.UTC), "contoso.com", "", "h:0123456789abcdef")
+	h.HandleRequest(context.Background(), *l)
+	if got := out.String(); got != "" {
+		t.Fatalf("request line written at once: %s", got)
+	}
+	slog.New(h).Info("reloaded")
+	want := slogWrites(t, true, l.Record())
+	if got := out.String(); !strings.HasPrefix(got, want) || !strings.Contains(got[len(want):], `"msg":"reloaded"`) {
+		t.Errorf("got %s\nwant the request line, then \"reloaded\"", got)
+	}
 }
