@@ -60,7 +60,7 @@ const domain = "bench.example"
 
 var (
 	duration    = flag.Duration("duration", 2*time.Second, "length of each wrk run and handshake run")
-	rounds      = flag.Int("rounds", 7, "runs per server and row, taken in turn; medians are reported")
+	rounds      = flag.Int("rounds", 9, "runs per server and row, taken in turn; medians are reported")
 	connections = flag.Int("connections", 64, "wrk connections")
 	reference   = flag.String("reference", "", "internal: run as the reference server with this sizes spec")
 	refCert     = flag.String("cert", "", "internal: reference certificate file")
@@ -355,10 +355,10 @@ const warmUp = 3 * time.Second
 
 // compare warms both servers up (a run each, not counted: goroutine
 // stacks, buffers and the heap reach their working size), then runs them
-// in turn, rounds times. A 2-core machine shared with the load generator
-// drifts by several percent from one run to the next, and two runs side by
-// side drift alike: the ratio reported is the median of each round's
-// ratio, next to each server's median run.
+// in turn (inTurn). A 2-core machine shared with the load generator drifts
+// by several percent from one run to the next, and two runs side by side
+// drift alike: the ratio reported is the median of each round's ratio,
+// next to each server's median run.
 func compare(dir, oursURL, refURL string, p benchProbe) (ours, ref result, ratio float64, err error) {
 	for _, u := range []string{oursURL, refURL} {
 		if _, err := runWrk(dir, u, p, warmUp); err != nil {
@@ -367,18 +367,47 @@ func compare(dir, oursURL, refURL string, p benchProbe) (ours, ref result, ratio
 	}
 	var oursRuns, refRuns []result
 	var ratios []float64
-	for range *rounds {
-		o, err := runWrk(dir, oursURL, p, *duration)
+	err = inTurn(func() error {
+		r, err := runWrk(dir, oursURL, p, *duration)
 		if err != nil {
-			return result{}, result{}, 0, fmt.Errorf("ours: %w", err)
+			return fmt.Errorf("ours: %w", err)
 		}
+		oursRuns = append(oursRuns, r)
+		return nil
+	}, func() error {
 		r, err := runWrk(dir, refURL, p, *duration)
 		if err != nil {
-			return result{}, result{}, 0, fmt.Errorf("reference: %w", err)
+			return fmt.Errorf("reference: %w", err)
 		}
-		oursRuns, refRuns, ratios = append(oursRuns, o), append(refRuns, r), append(ratios, o.rps/r.rps)
+		refRuns = append(refRuns, r)
+		return nil
+	})
+	if err != nil {
+		return result{}, result{}, 0, err
+	}
+	for i := range oursRuns {
+		ratios = append(ratios, oursRuns[i].rps/refRuns[i].rps)
 	}
 	return median(oursRuns), median(refRuns), middle(ratios), nil
+}
+
+// inTurn runs ours and ref once each per round, rounds times, ours first
+// in even rounds and second in odd ones: a machine that speeds up or slows
+// down during a round then favours neither.
+func inTurn(ours, ref func() error) error {
+	for i := range *rounds {
+		first, second := ours, ref
+		if i%2 == 1 {
+			first, second = ref, ours
+		}
+		if err := first(); err != nil {
+			return err
+		}
+		if err := second(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // middle is the median of xs (sorted in place; len(xs) is odd here).
@@ -435,15 +464,19 @@ func runWrk(dir, base string, p benchProbe, d time.Duration) (result, error) {
 	return r, nil
 }
 
-// compareHandshakes measures both servers in turn, rounds times, as
-// compare does: each one's median rate, and the median of the rounds'
-// ratios.
+// compareHandshakes measures both servers in turn, as compare does: each
+// one's median rate, and the median of the rounds' ratios.
 func compareHandshakes(oursAddr, refAddr string) (ours, ref, ratio float64) {
 	var o, r, ratios []float64
-	for range *rounds {
+	inTurn(func() error {
 		o = append(o, handshakes(oursAddr))
+		return nil
+	}, func() error {
 		r = append(r, handshakes(refAddr))
-		ratios = append(ratios, o[len(o)-1]/r[len(r)-1])
+		return nil
+	})
+	for i := range o {
+		ratios = append(ratios, o[i]/r[i])
 	}
 	return middle(o), middle(r), middle(ratios)
 }
