@@ -144,14 +144,17 @@ func TestMetricsCount(t *testing.T) {
 	exchange{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=jane@contoso.com"}.serve(s)
 	exchange{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=jane@contoso.com"}.serve(s)
 	exchange{method: "POST", target: "/autodiscover/autodiscover.xml", body: "junk"}.serve(s)
-	if n := testutil.ToFloat64(s.Metrics.requests.WithLabelValues("autoconfig", "settings", "contoso.com")); n != 2 {
-		t.Errorf("autoconfig settings count %v, want 2", n)
+	const want = `
+# HELP autodiscover_requests_total Requests answered, by client dialect, outcome and configured domain (empty when none matched).
+# TYPE autodiscover_requests_total counter
+autodiscover_requests_total{dialect="autoconfig",domain="contoso.com",outcome="settings"} 2
+autodiscover_requests_total{dialect="pox",domain="",outcome="bad_request"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "autodiscover_requests_total"); err != nil {
+		t.Error(err)
 	}
-	if n := testutil.ToFloat64(s.Metrics.requests.WithLabelValues("pox", "bad_request", "")); n != 1 {
-		t.Errorf("pox bad_request count %v, want 1", n)
-	}
-	if c := testutil.CollectAndCount(s.Metrics.latency); c != 2 {
-		t.Errorf("latency series %d, want 2 (autoconfig, pox)", c)
+	if c, err := testutil.GatherAndCount(reg, "autodiscover_request_duration_seconds"); c != 2 {
+		t.Errorf("latency series %d (%v), want 2 (autoconfig, pox)", c, err)
 	}
 }
 
