@@ -2,40 +2,44 @@ package autodiscover
 
 import (
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 
 	"github.com/gorilla/mux"
 )
 
-// HTTPSHandler is every URL answered over HTTPS. This is the routing table:
-// each route names the clients that call it.
-func (s *Server) HTTPSHandler() http.Handler {
-	r := mux.NewRouter()
+// HTTPSHandler is every URL answered over HTTPS.
+func (s *Server) HTTPSHandler() http.Handler { return s.observe(s.table().dispatch()) }
+
+// table is the routing table over HTTPS: each route names the clients
+// that call it.
+func (s *Server) table() *table {
+	r := newTable()
 	// POX Autodiscover (MS-OXDSCLI; MS-ASCMD mobilesync): Outlook desktop,
 	// Thunderbird's Exchange lookup, exchangelib (which spells
 	// /Autodiscover/Autodiscover.xml), DavMail, ActiveSync phones.
-	route(r, exactFold("/autodiscover/autodiscover.xml"), s.pox, http.MethodPost)
+	r.exact("/autodiscover/autodiscover.xml", s.pox, http.MethodPost)
 	// GET from some mobile clients: an error document, never a prompt.
-	route(r, exactFold("/autodiscover/autodiscover.xml"), s.poxGet, http.MethodGet, http.MethodHead)
+	r.exact("/autodiscover/autodiscover.xml", s.poxGet, http.MethodGet, http.MethodHead)
 	// SOAP Autodiscover ([MS-OXWSADISC]): EWS Managed API clients, Outlook for Mac.
-	route(r, exactFold("/autodiscover/autodiscover.svc"), s.soap, http.MethodPost)
+	r.exact("/autodiscover/autodiscover.svc", s.soap, http.MethodPost)
 	// Autodiscover v2 (JSON): Outlook mobile, Outlook 2019 (Protocol=Autodiscoverv1).
-	route(r, exactFold("/autodiscover/autodiscover.json"), s.v2, http.MethodGet)
-	route(r, prefixFold(v2PathPrefix), s.v2, http.MethodGet)
+	r.exact("/autodiscover/autodiscover.json", s.v2, http.MethodGet)
+	r.prefix(v2PathPrefix, s.v2, http.MethodGet)
 	// Thunderbird autoconfig; Horde; Android clients (/v1.1/).
 	for _, p := range autoconfigPaths {
-		route(r, exactFold(p), s.autoconfig, http.MethodGet, http.MethodHead)
+		r.exact(p, s.autoconfig, http.MethodGet, http.MethodHead)
 	}
 	// Apple configuration profiles: iPhone, iPad, Mac users (from the setup page).
-	route(r, exactFold("/mobileconfig"), s.mobileconfig, http.MethodGet, http.MethodHead)
-	route(r, prefixFold(mobileconfigPrefix), s.mobileconfig, http.MethodGet, http.MethodHead)
+	r.exact("/mobileconfig", s.mobileconfig, http.MethodGet, http.MethodHead)
+	r.prefix(mobileconfigPrefix, s.mobileconfig, http.MethodGet, http.MethodHead)
 	// The setup page for people, on the autodiscover and autoconfig hosts.
-	route(r, exactFold("/"), s.setup, http.MethodGet, http.MethodHead)
-	route(r, exactFold("/setup"), s.setup, http.MethodGet, http.MethodHead)
+	r.exact("/", s.setup, http.MethodGet, http.MethodHead)
+	r.exact("/setup", s.setup, http.MethodGet, http.MethodHead)
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
-	return s.observe(dispatch(r))
+	return r
 }
 
 // HTTPHandler is every URL answered over plain HTTP: autoconfig (Horde and
@@ -55,26 +59,73 @@ func (s *Server) HTTPHandler() http.Handler {
 	})
 }
 
-func (s *Server) httpRoutes() http.Handler {
-	r := mux.NewRouter()
+func (s *Server) httpRoutes() http.Handler { return s.observe(s.httpTable().dispatch()) }
+
+// httpTable is the routing table over plain HTTP.
+func (s *Server) httpTable() *table {
+	r := newTable()
 	// Outlook, exchangelib: unauthenticated GET, answered 302 to https.
-	route(r, exactFold("/autodiscover/autodiscover.xml"), s.poxRedirect, http.MethodGet, http.MethodHead)
+	r.exact("/autodiscover/autodiscover.xml", s.poxRedirect, http.MethodGet, http.MethodHead)
 	for _, p := range autoconfigPaths {
-		route(r, exactFold(p), s.autoconfig, http.MethodGet, http.MethodHead)
+		r.exact(p, s.autoconfig, http.MethodGet, http.MethodHead)
 	}
 	r.NotFoundHandler = http.HandlerFunc(s.toHTTPS)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.toHTTPS)
-	return s.observe(dispatch(r))
+	return r
 }
 
-// dispatch serves a request with the handler r matches. mux.Router's own
+// table is a routing table: gorilla/mux matches the routes in order, and
+// the exact paths are indexed too, lower-cased, by method: an indexed
+// request skips mux's walk over every route before it (issue 7). newTable's
+// caller adds routes, then serves them with dispatch.
+type table struct {
+	*mux.Router
+	index map[string]map[string]indexed // lower-case path -> method -> route
+}
+
+type indexed struct {
+	route *mux.Route
+	h     http.Handler
+}
+
+func newTable() *table {
+	return &table{Router: mux.NewRouter(), index: map[string]map[string]indexed{}}
+}
+
+// exact routes a path matched case-insensitively: MS-OXDISCO's ABNF says
+// the strings are case-insensitive, and clients spell them both ways.
+func (t *table) exact(p string, h http.HandlerFunc, methods ...string) {
+	rt := t.MatcherFunc(func(r *http.Request, _ *mux.RouteMatch) bool {
+		return strings.EqualFold(r.URL.Path, p)
+	}).Methods(methods...).Handler(h)
+	lp := strings.ToLower(p)
+	if t.index[lp] == nil {
+		t.index[lp] = map[string]indexed{}
+	}
+	for _, m := range methods {
+		if _, ok := t.index[lp][m]; !ok { // mux takes the first route that matches
+			t.index[lp][m] = indexed{rt, h}
+		}
+	}
+}
+
+// prefix routes the paths longer than prefix that start with it, in any case.
+func (t *table) prefix(prefix string, h http.HandlerFunc, methods ...string) {
+	t.MatcherFunc(func(r *http.Request, _ *mux.RouteMatch) bool {
+		p := r.URL.Path
+		return len(p) > len(prefix) && strings.EqualFold(p[:len(prefix)], prefix)
+	}).Methods(methods...).Handler(h)
+}
+
+// dispatch serves a request with the handler the table matches. mux's own
 // ServeHTTP copies the request twice per request to put route variables in
 // its context (4 allocations, issue 7); our routes have no variables, so a
 // clean path goes straight to the matched handler (the NotFound and
-// MethodNotAllowed handlers included). Anything else, such as a path that
-// needs cleaning, goes through r.ServeHTTP, which redirects it.
-func dispatch(r *mux.Router) http.Handler {
-	r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+// MethodNotAllowed handlers included): from the index when it has the path
+// and method, else from mux's Match. Anything else, such as a path that
+// needs cleaning, goes through mux's ServeHTTP, which redirects it.
+func (t *table) dispatch() http.Handler {
+	t.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		_, errPath := route.GetPathTemplate()
 		_, errHost := route.GetHostTemplate()
 		if errPath == nil || errHost == nil {
@@ -82,39 +133,51 @@ func dispatch(r *mux.Router) http.Handler {
 		}
 		return nil
 	})
+	// The index must answer as mux does: no earlier route may take an
+	// indexed path (a prefix route, say).
+	for p, byMethod := range t.index {
+		for method, e := range byMethod {
+			var m mux.RouteMatch
+			if !t.Match(&http.Request{Method: method, URL: &url.URL{Path: p}}, &m) || m.Route != e.route {
+				panic("dispatch: mux routes " + method + " " + p + " elsewhere than the index")
+			}
+		}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if e := t.lookup(req); e.h != nil {
+			e.h.ServeHTTP(w, req)
+			return
+		}
 		p := req.URL.Path
 		// Vars set: mux makes an empty map per match otherwise; with no
 		// templates nothing writes to it.
 		m := mux.RouteMatch{Vars: noVars}
-		if p != "" && p[0] == '/' && path.Clean(p) == p && r.Match(req, &m) && m.Handler != nil {
+		if p != "" && p[0] == '/' && path.Clean(p) == p && t.Match(req, &m) && m.Handler != nil {
 			m.Handler.ServeHTTP(w, req)
 			return
 		}
-		r.ServeHTTP(w, req)
+		t.ServeHTTP(w, req)
 	})
 }
 
+// lookup is req's indexed route, or none (a nil h). An indexed path is clean.
+func (t *table) lookup(req *http.Request) indexed {
+	p := req.URL.Path
+	var buf [64]byte
+	if len(p) > len(buf) {
+		return indexed{}
+	}
+	for i := range len(p) {
+		c := p[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return t.index[string(buf[:len(p)])][req.Method]
+}
+
 var noVars = map[string]string{}
-
-func route(r *mux.Router, m mux.MatcherFunc, h http.HandlerFunc, methods ...string) {
-	r.MatcherFunc(m).Methods(methods...).HandlerFunc(h)
-}
-
-// exactFold matches a path case-insensitively: MS-OXDISCO's ABNF says the
-// strings are case-insensitive, and clients spell them both ways.
-func exactFold(path string) mux.MatcherFunc {
-	return func(r *http.Request, _ *mux.RouteMatch) bool {
-		return strings.EqualFold(r.URL.Path, path)
-	}
-}
-
-func prefixFold(prefix string) mux.MatcherFunc {
-	return func(r *http.Request, _ *mux.RouteMatch) bool {
-		p := r.URL.Path
-		return len(p) > len(prefix) && strings.EqualFold(p[:len(prefix)], prefix)
-	}
-}
 
 // poxRedirect is the HTTP-redirect method: 302 to the https URL.
 func (s *Server) poxRedirect(w http.ResponseWriter, r *http.Request) {

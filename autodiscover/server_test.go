@@ -18,6 +18,7 @@ import (
 	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 	"github.com/beevik/etree"
+	"github.com/gorilla/mux"
 )
 
 // everyDialect asks every dialect for addr's settings.
@@ -354,4 +355,36 @@ func TestDomainValuesEscapedOnce(t *testing.T) {
 			t.Errorf("%s does not read %q:\n%s", path, display, w.Body)
 		}
 	}
+}
+
+// The routing index answers every request it takes as mux's walk would:
+// for each indexed path spelt in several cases, and every method.
+func TestTableIndexMatchesMux(t *testing.T) {
+	s := newTestServer(t, beforeCutoff, io.Discard)
+	for _, tb := range []*table{s.table(), s.httpTable()} {
+		tb.dispatch() // builds, and checks the index against mux itself
+		for p := range tb.index {
+			for _, spelt := range []string{p, strings.ToUpper(p), strings.ToUpper(p[:len(p)/2]) + p[len(p)/2:]} {
+				for _, method := range []string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "get"} {
+					req := httptest.NewRequest(method, "https://autodiscover.contoso.com"+spelt, nil)
+					var m mux.RouteMatch
+					matched := tb.Match(req, &m) && m.Handler != nil && m.MatchErr == nil
+					e := tb.lookup(req)
+					if (e.h != nil) != matched || (matched && e.route != m.Route) {
+						t.Errorf("%s %s: index %v (route %p), mux %v (route %p)", method, spelt, e.h != nil, e.route, matched, m.Route)
+					}
+				}
+			}
+		}
+	}
+	// A route that would take an indexed path first is refused at build time.
+	tb := newTable()
+	tb.prefix("/auto", s.setup, http.MethodGet)
+	tb.exact("/autodiscover/autodiscover.json", s.v2, http.MethodGet)
+	defer func() {
+		if recover() == nil {
+			t.Error("a prefix route before an exact one it shadows: no panic")
+		}
+	}()
+	tb.dispatch()
 }
