@@ -11,32 +11,36 @@ import (
 
 // Metrics are the per-request Prometheus metrics, registered by the caller.
 //
-// Every request lands in a counter and a histogram. Kept in Prometheus's
-// own CounterVec and HistogramVec, each request's atomic additions landed on
-// cache lines all cores share, and a request on one core took them away
-// from the other (issue 7). Here each P counts in its own shard, and a
-// scrape adds the shards up (Collect): a striped counter.
+// Every request lands in a counter and a histogram. The histogram's
+// updates (a bucket, the count, the sum) landed, in Prometheus's own
+// HistogramVec, on cache lines all cores share: a request on one core took
+// them from the other (issue 7). Latency is therefore counted per P, in its
+// own shard, and a scrape adds the shards up (Collect): a striped counter.
+// It has a few series (one per dialect). The request counter has one per
+// domain, outcome and dialect, up to hundreds of thousands: it stays one
+// Prometheus counter per series (a shard each would multiply its memory by
+// the number of cores), and two cores contend only on the same series.
 type Metrics struct {
-	requests, latency *prometheus.Desc
-	upstream          *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	upstream *prometheus.CounterVec
+	latency  *prometheus.Desc
 
-	shards []metricShard
-	pick   sync.Pool // *metricShard: Get returns the one this P used last
+	// The series each request lands in, looked up once: WithLabelValues
+	// hashes every label byte and takes a read lock that all cores share,
+	// on every request. Series are never deleted, so a cached one stays
+	// the registered one.
+	requestSeries sync.Map // requestKey -> prometheus.Counter
+
+	shards []latencyShard
+	pick   sync.Pool // *latencyShard: Get returns the one this P used last
 	next   atomic.Uint32
 }
 
 type requestKey struct{ dialect, outcome, domain string }
 
-type metricShard struct {
-	requests sync.Map // requestKey -> *requestCount
-	latency  sync.Map // dialect -> *latencyCounts
-	_        [128]byte
-}
-
-// requestCount fills a cache line: counts of different shards never share one.
-type requestCount struct {
-	n atomic.Uint64
-	_ [56]byte
+type latencyShard struct {
+	byDialect sync.Map // dialect -> *latencyCounts
+	_         [128]byte
 }
 
 // latencyBuckets are the histogram's upper bounds, in seconds.
@@ -61,21 +65,22 @@ type latencyCounts struct {
 // NewMetrics registers the request metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		requests: prometheus.NewDesc("autodiscover_requests_total",
-			"Requests answered, by client dialect, outcome and configured domain (empty when none matched).",
-			[]string{"dialect", "outcome", "domain"}, nil),
-		latency: prometheus.NewDesc("autodiscover_request_duration_seconds",
-			"Time to answer a request, by client dialect.", []string{"dialect"}, nil),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "autodiscover_requests_total",
+			Help: "Requests answered, by client dialect, outcome and configured domain (empty when none matched).",
+		}, []string{"dialect", "outcome", "domain"}),
 		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "autodiscover_upstream_requests_total",
 			Help: "POX requests for upstream-mode domains, by result: ok, rewritten, cached, relayed_401, or fallback_* when the local answer was served.",
 		}, []string{"domain", "result"}),
-		shards: make([]metricShard, runtime.GOMAXPROCS(0)),
+		latency: prometheus.NewDesc("autodiscover_request_duration_seconds",
+			"Time to answer a request, by client dialect.", []string{"dialect"}, nil),
+		shards: make([]latencyShard, runtime.GOMAXPROCS(0)),
 	}
 	// A P without a shard takes the next one in turn; a shard two Ps share
 	// still counts right (atomics), only slower.
 	m.pick.New = func() any { return &m.shards[int(m.next.Add(1)-1)%len(m.shards)] }
-	reg.MustRegister(m, m.upstream)
+	reg.MustRegister(m.requests, m.upstream, m)
 	return m
 }
 
@@ -83,17 +88,18 @@ func (m *Metrics) observe(rec *record, d time.Duration) {
 	if m == nil {
 		return
 	}
-	sh := m.pick.Get().(*metricShard)
-	defer m.pick.Put(sh)
 	k := requestKey{rec.dialect, rec.outcome, rec.domain}
-	c, ok := sh.requests.Load(k)
+	c, ok := m.requestSeries.Load(k)
 	if !ok {
-		c, _ = sh.requests.LoadOrStore(k, new(requestCount))
+		c, _ = m.requestSeries.LoadOrStore(k, m.requests.WithLabelValues(k.dialect, k.outcome, k.domain))
 	}
-	c.(*requestCount).n.Add(1)
-	l, ok := sh.latency.Load(rec.dialect)
+	c.(prometheus.Counter).Inc()
+
+	sh := m.pick.Get().(*latencyShard)
+	defer m.pick.Put(sh)
+	l, ok := sh.byDialect.Load(rec.dialect)
 	if !ok {
-		l, _ = sh.latency.LoadOrStore(rec.dialect, new(latencyCounts))
+		l, _ = sh.byDialect.LoadOrStore(rec.dialect, new(latencyCounts))
 	}
 	h := l.(*latencyCounts)
 	i := 0
@@ -104,46 +110,31 @@ func (m *Metrics) observe(rec *record, d time.Duration) {
 	h.sum.Add(int64(d))
 }
 
-// Describe is part of prometheus.Collector.
-func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	ch <- m.requests
-	ch <- m.latency
-}
+// Describe is part of prometheus.Collector: the latency histogram.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { ch <- m.latency }
 
-// Collect adds up the shards (prometheus.Collector). A histogram's count is
-// the sum of the bucket counts it read, so the two always agree.
+// Collect adds up the shards' histograms (prometheus.Collector). A
+// histogram's count is the sum of the bucket counts it read, so the two
+// always agree.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	requests := map[requestKey]uint64{}
 	type histogram struct {
 		buckets [len(latencyBuckets) + 1]uint64
 		sum     int64
 	}
 	latency := map[string]*histogram{}
 	for i := range m.shards {
-		sh := &m.shards[i]
-		sh.requests.Range(func(k, c any) bool {
-			requests[k.(requestKey)] += c.(*requestCount).n.Load()
-			return true
-		})
-		sh.latency.Range(func(k, l any) bool {
-			h := latency[k.(string)]
+		m.shards[i].byDialect.Range(func(k, v any) bool {
+			h, l := latency[k.(string)], v.(*latencyCounts)
 			if h == nil {
 				h = new(histogram)
 				latency[k.(string)] = h
 			}
 			for j := range h.buckets {
-				h.buckets[j] += l.(*latencyCounts).buckets[j].Load()
+				h.buckets[j] += l.buckets[j].Load()
 			}
-			h.sum += l.(*latencyCounts).sum.Load()
+			h.sum += l.sum.Load()
 			return true
 		})
-	}
-	for k, n := range requests {
-		// Errors (label values that are not UTF-8) leave the series out
-		// rather than fail the scrape; config domains are valid UTF-8.
-		if c, err := prometheus.NewConstMetric(m.requests, prometheus.CounterValue, float64(n), k.dialect, k.outcome, k.domain); err == nil {
-			ch <- c
-		}
 	}
 	for dialect, h := range latency {
 		cumulative := make(map[float64]uint64, len(latencyBuckets))
@@ -153,9 +144,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			cumulative[le] = count
 		}
 		count += h.buckets[len(latencyBuckets)]
-		if c, err := prometheus.NewConstHistogram(m.latency, count, time.Duration(h.sum).Seconds(), cumulative, dialect); err == nil {
-			ch <- c
-		}
+		ch <- prometheus.MustNewConstHistogram(m.latency, count, time.Duration(h.sum).Seconds(), cumulative, dialect)
 	}
 }
 
