@@ -167,16 +167,22 @@ func (s *Server) hashAddress(addr string) string {
 	}
 	defer s.hashers.Put(h)
 	h.mac.Reset()
-	n := copy(h.lower[:], addr)
-	for i, c := range h.lower[:n] {
-		if 'A' <= c && c <= 'Z' {
-			h.lower[i] = c + 'a' - 'A'
-		}
-	}
-	h.mac.Write(h.lower[:n])
+	h.mac.Write(lowerASCII(h.lower[:], addr))
 	out := [2 + 16]byte{'h', ':'}
 	hex.Encode(out[2:], h.mac.Sum(h.sum[:0])[:8])
 	return string(out[:])
+}
+
+// lowerASCII copies s into dst, as much as fits, with A-Z lower-cased;
+// other bytes stay as they are.
+func lowerASCII(dst []byte, s string) []byte {
+	n := copy(dst, s)
+	for i, c := range dst[:n] {
+		if 'A' <= c && c <= 'Z' {
+			dst[i] = c + 'a' - 'A'
+		}
+	}
+	return dst[:n]
 }
 
 // maxLoggedAddress covers every address ParseAddress accepts.

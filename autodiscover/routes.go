@@ -167,14 +167,7 @@ func (t *table) lookup(req *http.Request) indexed {
 	if len(p) > len(buf) {
 		return indexed{}
 	}
-	for i := range len(p) {
-		c := p[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		buf[i] = c
-	}
-	return t.index[string(buf[:len(p)])][req.Method]
+	return t.index[string(lowerASCII(buf[:], p))][req.Method]
 }
 
 var noVars = map[string]string{}
