@@ -27,15 +27,6 @@ var ErrBadRequest = errors.New("invalid autodiscover request")
 // default schema. encoding/xml (under etree) expands no custom entities, so
 // entity-expansion attacks fail as malformed XML; depth is capped by etree.
 func ParseRequest(body []byte) (Request, error) {
-	if r, ok := scanRequest(body); ok {
-		return r, nil
-	}
-	return parseRequestTree(body)
-}
-
-// parseRequestTree is the etree reading of a request: the reference that
-// scanRequest must agree with.
-func parseRequestTree(body []byte) (Request, error) {
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(body); err != nil {
 		return Request{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
