@@ -2,7 +2,6 @@ package autodiscover
 
 import (
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -286,10 +285,3 @@ func socketType(s config.Security) string {
 	return xmlschema.SocketPlain
 }
 
-func urlHost(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
-	return strings.ToLower(u.Hostname())
-}

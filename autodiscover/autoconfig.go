@@ -22,41 +22,39 @@ var autoconfigPaths = []string{
 // Thunderbird's own placeholders.
 func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
-	rec.dialect = "autoconfig"
+	rec.dialect = DialectAutoconfig
 	st := s.site.Load()
 	var a *answers
+	asked := hostName(r.Host)
 	if email := queryParam(r.URL.RawQuery, "emailaddress"); email != "" {
 		addr, err := config.ParseAddress(email)
 		if err != nil {
-			rec.outcome = "bad_address"
+			rec.outcome = OutcomeBadAddress
 			http.Error(w, "emailaddress is not a valid e-mail address", http.StatusBadRequest)
 			return
 		}
 		rec.address = addr.String()
-		a = st.lookup(addr.Domain)
+		a, asked = st.lookup(addr.Domain), addr.Domain
 	} else {
 		a = st.hostDomain(r.Host)
 	}
 	if a == nil {
 		// Thunderbird reads a 404 as "no config here" and tries its next source.
-		rec.outcome = "unknown_domain"
+		rec.unknownDomain(asked)
 		http.Error(w, "no mail configuration is served for this domain", http.StatusNotFound)
 		return
 	}
 	rec.domain = a.domain.Name
-	rec.outcome = "settings"
+	rec.outcome = OutcomeSettings
 	t := a.autoconfigAfter
 	if s.Now().Before(a.domain.Provider.SMTPPasswordUntil) {
 		t = a.autoconfigBefore
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	*bp = t.Append((*bp)[:0], noUser[:], a.values)
 	h := w.Header()
-	h["Content-Type"] = hdrContentTypeXML
-	h["Cache-Control"] = hdrPublicHour
+	h.Set("Content-Type", contentTypeXML)
+	h.Set("Cache-Control", "public, max-age=3600") // the same for every address
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		w.Write(*bp)
+		w.Write(t.Append(nil, noUser[:], a.values))
 	}
 }

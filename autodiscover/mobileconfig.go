@@ -132,14 +132,14 @@ func reverseDNS(domain string) string {
 // iPhone, iPad and Mac users (the setup page links to it).
 func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
-	rec.dialect = "apple"
+	rec.dialect = DialectApple
 	email := r.URL.Query().Get("email")
 	if rest, ok := strings.CutPrefix(r.URL.Path, mobileconfigPrefix); ok {
 		email = strings.TrimSuffix(rest, ".mobileconfig")
 	}
 	addr, err := config.ParseAddress(email)
 	if err != nil {
-		rec.outcome = "bad_address"
+		rec.outcome = OutcomeBadAddress
 		http.Error(w, "email is not a valid e-mail address", http.StatusBadRequest)
 		return
 	}
@@ -147,7 +147,7 @@ func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
 	st := s.site.Load()
 	a := st.lookup(addr.Domain)
 	if a == nil {
-		rec.outcome = "unknown_domain"
+		rec.unknownDomain(addr.Domain)
 		http.Error(w, "no mail configuration is served for this domain", http.StatusNotFound)
 		return
 	}
@@ -155,7 +155,7 @@ func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
 	p, err := buildProfile(a.domain, addr, r.URL.Query().Get("type"))
 	var ep errProfile
 	if errors.As(err, &ep) {
-		rec.outcome = "unsupported_profile"
+		rec.outcome = OutcomeUnsupportedProfile
 		http.Error(w, ep.Error(), http.StatusBadRequest)
 		return
 	}
@@ -165,9 +165,9 @@ func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the profile could not be made", http.StatusServiceUnavailable)
 		return
 	}
-	rec.outcome = "unsigned"
+	rec.outcome = OutcomeUnsigned
 	if signed, ok := s.signProfile(r.Context(), st.profileHost(r, a), data); ok {
-		data, rec.outcome = signed, "signed"
+		data, rec.outcome = signed, OutcomeSigned
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/x-apple-aspen-config")

@@ -1,34 +1,42 @@
 package autodiscover
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"hash"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
-	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 )
 
 // record is what a handler says about the request it answered; observe
-// logs and counts it. Only these fields are logged: never the path or
-// query (they can hold an address), never a header (Authorization, cookies).
+// logs and counts it. The handler states only these fields; the request
+// line adds the method, host, path and User-Agent, and never a query (it
+// can hold an address) or a credential header (Authorization, cookies).
 type record struct {
-	dialect  string
-	domain   string
-	outcome  string
-	address  string // the address asked about, logged hashed by default
-	upstream string // what the upstream proxy did, when a domain has one
-	status   int
+	dialect     Dialect
+	outcome     Outcome
+	domain      string // the configured domain answered for
+	asked       string // the domain asked for, logged on unknown_domain
+	address     string // the address asked about, logged hashed by default
+	upstream    upstreamResult
+	upstreamErr string // why the upstream's answer was not used
+	status      int
+}
+
+// unknownDomain records a request for a domain this service does not serve.
+func (r *record) unknownDomain(asked string) {
+	r.outcome, r.asked = OutcomeUnknownDomain, asked
 }
 
 // recordOf returns the request's record, which travels with the
-// ResponseWriter (no new context per request); a throwaway one when the
-// handler was called without observe.
+// ResponseWriter; a throwaway one when the handler was called without
+// observe.
 func recordOf(w http.ResponseWriter) *record {
 	if sw, ok := w.(*statusWriter); ok {
 		return &sw.rec
@@ -55,218 +63,109 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// observe logs one line per request and counts it. It runs on every
-// request, so it allocates little (issue 7): the status writer is pooled,
-// the line goes to a RequestLogger as fields, the client address is a
-// substring of the request when it can be.
+// observe logs one line per request and counts it.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := statusWriters.Get().(*statusWriter)
-		sw.ResponseWriter = w
-		defer func() {
-			*sw = statusWriter{}
-			statusWriters.Put(sw)
-		}()
+		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		rec := &sw.rec
-		d := time.Since(start) // the monotonic clock only: one clock read
-		s.Metrics.observe(rec, d)
-		ctx := r.Context()
-		if !s.Log.Enabled(ctx, slog.LevelInfo) {
-			return
-		}
-		cfg := s.site.Load().cfg
-		line := RequestLine{
-			Time:     start.Add(d),
-			Dialect:  rec.dialect,
-			Domain:   rec.domain,
-			Outcome:  rec.outcome,
-			Status:   rec.status,
-			Duration: d,
-			Client:   clientIP(r, cfg.TrustedProxies),
-			Upstream: rec.upstream,
-			Address:  rec.address,
-		}
-		if line.Address != "" && !cfg.Log.Addresses {
-			line.Address = s.hashAddress(line.Address)
-		}
-		h := s.Log.Handler()
-		if rl, ok := h.(RequestLogger); ok {
-			rl.HandleRequest(ctx, line)
-			return
-		}
-		h.Handle(ctx, line.Record())
+		d := time.Since(start)
+		s.Metrics.observe(&sw.rec, d)
+		s.logRequest(r, &sw.rec, d)
 	})
 }
 
-// RequestLine is the request log's line about one request.
-type RequestLine struct {
-	Time     time.Time
-	Dialect  string
-	Domain   string
-	Outcome  string
-	Status   int
-	Duration time.Duration
-	Client   string
-	Upstream string // what the upstream proxy did; not logged when empty
-	Address  string // hashed unless log.addresses; not logged when empty
-}
+// Bounds on what a request line quotes from the request.
+const (
+	maxLoggedPath      = 200
+	maxLoggedUserAgent = 200
+	maxLoggedHost      = 255 // a DNS name and a port
+)
 
-// Record is the line as a log record: message "request", and the fields
-// as attributes in this order.
-func (l RequestLine) Record() slog.Record {
-	var buf [8]slog.Attr
-	attrs := append(buf[:0],
-		slog.String("dialect", l.Dialect),
-		slog.String("domain", l.Domain),
-		slog.String("outcome", l.Outcome),
-		slog.Int("status", l.Status),
-		slog.Duration("duration", l.Duration),
-		slog.String("client", l.Client),
-	)
-	if l.Upstream != "" {
-		attrs = append(attrs, slog.String("upstream", l.Upstream))
+// logRequest writes the request line.
+func (s *Server) logRequest(r *http.Request, rec *record, d time.Duration) {
+	ctx := r.Context()
+	if !s.Log.Enabled(ctx, slog.LevelInfo) {
+		return
 	}
-	if l.Address != "" {
-		attrs = append(attrs, slog.String("address", l.Address))
+	cfg := s.site.Load().cfg
+	plain := cfg.Log.Addresses
+	attrs := []slog.Attr{
+		slog.String("dialect", string(rec.dialect)),
+		slog.String("outcome", string(rec.outcome)),
+		slog.String("domain", rec.domain),
+		slog.Int("status", rec.status),
+		slog.Duration("duration", d),
+		slog.String("client", clientIP(r, cfg.TrustedProxies)),
+		slog.String("method", logText(r.Method, 16)),
+		slog.String("host", logText(r.Host, maxLoggedHost)),
+		slog.String("path", logText(s.loggedPath(r.URL.Path, plain), maxLoggedPath)),
+		slog.String("user_agent", logText(r.UserAgent(), maxLoggedUserAgent)),
 	}
-	// No caller's PC: Logger.LogAttrs would walk the stack for one on every
-	// request, and no handler here prints it.
-	r := slog.NewRecord(l.Time, slog.LevelInfo, "request", 0)
-	r.AddAttrs(attrs...) // at once: the attributes past the record's first five take one allocation
-	return r
+	if rec.outcome == OutcomeUnknownDomain && rec.asked != "" {
+		attrs = append(attrs, slog.String("asked_domain", askedDomain(rec.asked)))
+	}
+	if rec.upstream != "" {
+		attrs = append(attrs, slog.String("upstream", string(rec.upstream)))
+	}
+	if rec.upstreamErr != "" {
+		attrs = append(attrs, slog.String("upstream_error", logText(rec.upstreamErr, maxLoggedPath)))
+	}
+	if rec.address != "" {
+		a := rec.address
+		if !plain {
+			a = s.hashAddress(a)
+		}
+		attrs = append(attrs, slog.String("address", a))
+	}
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }
 
-// RequestLogger is a log handler that writes a request line from its
-// fields, exactly as it would write the line's Record: observe uses it
-// when the logger's handler is one, and skips building the record (it
-// allocates, and the line is written on every request: issue 7).
-type RequestLogger interface {
-	slog.Handler
-	HandleRequest(context.Context, RequestLine) error
+// loggedPath is the path with every segment that holds an address
+// (/mobileconfig/<addr>.mobileconfig, /autodiscover/autodiscover.json/v1.0/<addr>)
+// hashed like the address field, unless log.addresses is plain.
+func (s *Server) loggedPath(p string, plain bool) string {
+	if plain || !strings.Contains(p, "@") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		if strings.Contains(seg, "@") {
+			segs[i] = s.hashAddress(seg)
+		}
+	}
+	return strings.Join(segs, "/")
 }
 
-var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+// askedDomain is the domain a request asked for, as an A-label when it is
+// a valid name (the form to put in the config), else as sent.
+func askedDomain(d string) string {
+	if n, err := config.NormalizeDomain(d); err == nil {
+		return n
+	}
+	return logText(d, maxLoggedHost)
+}
 
-// addressHasher is a keyed hash with its buffers, pooled: hashing an
-// address allocates only the text it returns.
-type addressHasher struct {
-	mac   hash.Hash
-	lower [maxLoggedAddress]byte
-	sum   [sha256.Size]byte
+// logText is s cut to at most max bytes, with control and invisible
+// formatting characters dropped (and invalid UTF-8, such as a rune the cut
+// split), so that what a client sends cannot forge or hide log lines.
+func logText(s string, max int) string {
+	if len(s) > max {
+		s = s[:max]
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // hashAddress is a keyed hash of an address: the same address gives the
 // same value while the process runs (to follow one user's retries), and
 // the log does not reveal who asked.
 func (s *Server) hashAddress(addr string) string {
-	h, _ := s.hashers.Get().(*addressHasher)
-	if h == nil {
-		h = &addressHasher{mac: hmac.New(sha256.New, s.addressKey)}
-	}
-	defer s.hashers.Put(h)
-	h.mac.Reset()
-	h.mac.Write(lowerASCII(h.lower[:], addr))
-	out := [2 + 16]byte{'h', ':'}
-	hex.Encode(out[2:], h.mac.Sum(h.sum[:0])[:8])
-	return string(out[:])
-}
-
-// lowerASCII copies s into dst, as much as fits, with A-Z lower-cased;
-// other bytes stay as they are.
-func lowerASCII(dst []byte, s string) []byte {
-	n := copy(dst, s)
-	for i, c := range dst[:n] {
-		if 'A' <= c && c <= 'Z' {
-			dst[i] = c + 'a' - 'A'
-		}
-	}
-	return dst[:n]
-}
-
-// maxLoggedAddress covers every address ParseAddress accepts.
-const maxLoggedAddress = 320
-
-// clientIP is the peer address, or, when the peer is a trusted proxy, the
-// right-most X-Forwarded-For address that is not itself a trusted proxy.
-// It is written as netip writes addresses; when the request already has it
-// in that form, the result is a substring of it (no allocation).
-func clientIP(r *http.Request, trusted []netip.Prefix) string {
-	peer, text := parseAddr(r.RemoteAddr)
-	if !isTrusted(peer, trusted) {
-		return addrText(peer, text)
-	}
-	// The header's values joined by commas are one list, read right to left.
-	xff := r.Header["X-Forwarded-For"]
-	for i := len(xff) - 1; i >= 0; i-- {
-		v := xff[i]
-		for {
-			j := strings.LastIndexByte(v, ',')
-			a, t := parseAddr(strings.TrimSpace(v[j+1:]))
-			if !a.IsValid() {
-				return addrText(peer, text) // garbage: stop believing the header here
-			}
-			peer, text = a, t
-			if !isTrusted(a, trusted) {
-				return addrText(peer, text)
-			}
-			if j < 0 {
-				break
-			}
-			v = v[:j]
-		}
-	}
-	return addrText(peer, text)
-}
-
-// addrText is a's text: text itself when it is already written that way.
-func addrText(a netip.Addr, text string) string {
-	if !a.IsValid() {
-		return "invalid IP"
-	}
-	var buf [64]byte
-	if b := a.AppendTo(buf[:0]); string(b) != text {
-		return string(b)
-	}
-	return text
-}
-
-// fromTrustedProxy reports whether the peer is a trusted proxy.
-func fromTrustedProxy(r *http.Request, trusted []netip.Prefix) bool {
-	a, _ := parseAddr(r.RemoteAddr)
-	return isTrusted(a, trusted)
-}
-
-func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
-	if !a.IsValid() {
-		return false
-	}
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// parseAddr reads "ip", "ip:port" or "[ip]:port" (IPv4-mapped IPv6 as
-// IPv4); text is the ip part as written. A string with one colon or a
-// bracket has a port: parsing it as a plain address first would fail (and
-// allocate an error) for every RemoteAddr.
-func parseAddr(s string) (a netip.Addr, text string) {
-	if strings.HasPrefix(s, "[") || strings.Count(s, ":") == 1 {
-		ap, err := netip.ParseAddrPort(s)
-		if err != nil {
-			return netip.Addr{}, ""
-		}
-		text = s[:strings.LastIndexByte(s, ':')]
-		text = strings.TrimSuffix(strings.TrimPrefix(text, "["), "]")
-		return ap.Addr().Unmap(), text
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, ""
-	}
-	return a.Unmap(), s
+	mac := hmac.New(sha256.New, s.addressKey)
+	mac.Write([]byte(strings.ToLower(addr)))
+	return "h:" + hex.EncodeToString(mac.Sum(nil)[:8])
 }

@@ -2,14 +2,11 @@ package autodiscover
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -48,22 +45,6 @@ func TestClientIP(t *testing.T) {
 		}
 		if got := clientIP(r, trusted); got != tc.want {
 			t.Errorf("remote %s xff %q: client %s, want %s", tc.remote, tc.xff, got, tc.want)
-		}
-	}
-}
-
-// The log line runs clientIP on every request: the common cases (a direct
-// client, one forwarded address) return a substring of the request.
-func TestClientIPAllocations(t *testing.T) {
-	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
-	direct := httptest.NewRequest("GET", "/", nil)
-	direct.RemoteAddr = "203.0.113.7:5555"
-	proxied := httptest.NewRequest("GET", "/", nil)
-	proxied.RemoteAddr = "10.1.2.3:5555"
-	proxied.Header.Set("X-Forwarded-For", "198.51.100.1, 10.9.9.9")
-	for name, r := range map[string]*http.Request{"direct": direct, "proxied": proxied} {
-		if n := testing.AllocsPerRun(100, func() { clientIP(r, trusted) }); n != 0 {
-			t.Errorf("%s: %v allocations per call, want 0", name, n)
 		}
 	}
 }
@@ -158,78 +139,54 @@ autodiscover_requests_total{dialect="pox",domain="",outcome="bad_request"} 1
 	}
 }
 
-// fieldLogger is a RequestLogger that keeps the lines it is handed and
-// writes each as its Record.
-type fieldLogger struct {
-	slog.Handler
-	lines []RequestLine
-}
 
-func (h *fieldLogger) HandleRequest(ctx context.Context, l RequestLine) error {
-	h.lines = append(h.lines, l)
-	return h.Handler.Handle(ctx, l.Record())
-}
+// The request line names the host, method, path (never the query) and
+// User-Agent, bounded and without control characters; on unknown_domain
+// the domain asked for, as an A-label; on an upstream fallback its cause.
+func TestRequestLine(t *testing.T) {
+	var logs bytes.Buffer
+	// httptest's peer, 192.0.2.1, is a trusted proxy; the upstream refuses connections.
+	s := serverFor(t, "trusted_proxies: [192.0.2.0/24]\ndomains:\n  - name: contoso.com\n    provider: microsoft365\n  - name: fabrikam.com\n    provider: microsoft365\n    upstream: {url: 'https://127.0.0.1:1/autodiscover/autodiscover.xml'}\n", &logs)
+	line := func(e exchange) map[string]string {
+		logs.Reset()
+		e.serve(s)
+		fields := map[string]string{}
+		out := strings.TrimSpace(logs.String())
+		if strings.Count(out, "\n") != 0 {
+			t.Fatalf("%s %s: want one line, got:\n%s", e.method, e.target, out)
+		}
+		for _, m := range regexp.MustCompile(`(\w+)=("(?:[^"\\]|\\.)*"|\S*)`).FindAllStringSubmatch(out, -1) {
+			fields[m[1]] = strings.Trim(m[2], `"`)
+		}
+		return fields
+	}
+	f := line(exchange{method: "GET", target: "/Mail/config-v1.1.xml?emailaddress=jane@contoso.com&secret=1", host: "autoconfig.contoso.com",
+		header: http.Header{"User-Agent": {"Thunderbird\x1b[31m/128\r\nforged=1" + strings.Repeat("x", 500)}, "Authorization": {"Basic c2VjcmV0"}}})
+	if f["method"] != "GET" || f["host"] != "autoconfig.contoso.com" || f["path"] != "/Mail/config-v1.1.xml" || f["outcome"] != "settings" || f["dialect"] != "autoconfig" {
+		t.Errorf("autoconfig line: %v", f)
+	}
+	if ua := f["user_agent"]; !strings.HasPrefix(ua, "Thunderbird[31m/128forged=1x") || len(ua) > maxLoggedUserAgent {
+		t.Errorf("user_agent %q: control characters kept or not bounded", ua)
+	}
+	if strings.Contains(logs.String(), "secret") || strings.Contains(logs.String(), "c2VjcmV0") {
+		t.Errorf("query or Authorization logged:\n%s", logs.String())
+	}
 
-// A logger whose handler is a RequestLogger gets each request line as
-// fields, the same line a plain handler gets as a record.
-func TestRequestLogger(t *testing.T) {
-	// httptest's peer, 192.0.2.1, is a trusted proxy; the upstream refuses
-	// connections (the line says so).
-	const cfg = "trusted_proxies: [192.0.2.0/24]\ndomains:\n  - name: contoso.com\n    provider: microsoft365\n    upstream: {url: 'https://127.0.0.1:1/autodiscover/autodiscover.xml'}\n"
-	var viaRecord, viaFields, unused bytes.Buffer
-	rs := serverFor(t, cfg, &viaRecord)
-	fs := serverFor(t, cfg, &unused)
-	fl := &fieldLogger{Handler: slog.NewTextHandler(&viaFields, nil)}
-	fs.Log = slog.New(fl)
-	for _, s := range []*Server{rs, fs} {
-		exchange{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=Jane@contoso.com"}.serve(s)
-		exchange{method: "POST", target: "/autodiscover/autodiscover.xml", body: poxBody(reqOutlook, "jane@contoso.com", respOutlook),
-			header: http.Header{"X-Forwarded-For": {"198.51.100.9"}}}.serve(s)
+	f = line(exchange{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=jane@B%C3%BCcher.example"})
+	if f["outcome"] != "unknown_domain" || f["asked_domain"] != "xn--bcher-kva.example" {
+		t.Errorf("unknown domain line: %v", f)
 	}
-	if len(fl.lines) != 2 {
-		t.Fatalf("HandleRequest called %d times, want 2", len(fl.lines))
+	f = line(exchange{method: "GET", target: "/mail/config-v1.1.xml", host: "autoconfig.nope.example"})
+	if f["asked_domain"] != "autoconfig.nope.example" {
+		t.Errorf("unknown host line: %v", f)
 	}
-	if l := fl.lines[1]; l.Dialect != "pox" || l.Upstream == "" || l.Client != "198.51.100.9" || !strings.HasPrefix(l.Address, "h:") || l.Status != 200 {
-		t.Errorf("POX line: %+v", l)
+	f = line(exchange{method: "GET", target: "/mobileconfig/Jane@contoso.com.mobileconfig", host: "autodiscover.contoso.com"})
+	if strings.Contains(f["path"], "Jane") || !strings.HasPrefix(f["path"], "/mobileconfig/h:") {
+		t.Errorf("address in the path logged: %v", f)
 	}
-	// The same lines but for time, duration and the address hash (each
-	// server has its own key).
-	varying := regexp.MustCompile(`time=\S+|duration=\S+|address=h:\S+`)
-	if got, want := varying.ReplaceAllString(viaFields.String(), ""), varying.ReplaceAllString(viaRecord.String(), ""); got != want {
-		t.Errorf("as fields:\n%s\nas a record:\n%s", got, want)
-	}
-}
 
-type discardRequests struct{ slog.Handler }
-
-func (discardRequests) HandleRequest(context.Context, RequestLine) error { return nil }
-
-// Handing the line over as fields allocates nothing: a request costs as
-// many allocations as with the log off.
-func TestRequestLoggerAllocations(t *testing.T) {
-	var unused bytes.Buffer
-	s := serverFor(t, "log: {addresses: plain}\ndomains:\n  - name: contoso.com\n    provider: microsoft365\n", &unused)
-	e := exchange{method: "GET", target: "/mail/config-v1.1.xml?emailaddress=jane@contoso.com"}
-	s.Log = slog.New(slog.DiscardHandler) // not enabled: no line
-	logOff := meanAllocs(func() { e.serve(s) })
-	s.Log = slog.New(discardRequests{slog.NewJSONHandler(io.Discard, nil)})
-	if n := meanAllocs(func() { e.serve(s) }); n > logOff+0.5 {
-		t.Errorf("%.2f allocations per request with a RequestLogger, %.2f with the log off", n, logOff)
+	f = line(exchange{method: "POST", target: "/autodiscover/autodiscover.xml", body: poxBody(reqOutlook, "jane@fabrikam.com", respOutlook)})
+	if f["upstream"] != "fallback_connection" || !strings.Contains(f["upstream_error"], "connection refused") || f["outcome"] != "settings" {
+		t.Errorf("upstream fallback line: %v", f)
 	}
-}
-
-// meanAllocs is f's mean allocations per call, unrounded: under the race
-// detector sync.Pool drops some of what it is given at random, which adds
-// a fraction of an allocation per call to every measurement alike.
-func meanAllocs(f func()) float64 {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	f()
-	const runs = 2000
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range runs {
-		f()
-	}
-	runtime.ReadMemStats(&after)
-	return float64(after.Mallocs-before.Mallocs) / runs
 }

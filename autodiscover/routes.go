@@ -2,41 +2,39 @@ package autodiscover
 
 import (
 	"net/http"
-	"net/url"
-	"path"
 	"strings"
 
 	"github.com/gorilla/mux"
 )
 
 // HTTPSHandler is every URL answered over HTTPS.
-func (s *Server) HTTPSHandler() http.Handler { return s.observe(s.table().dispatch()) }
+func (s *Server) HTTPSHandler() http.Handler { return s.observe(caseless(s.httpsRoutes())) }
 
-// table is the routing table over HTTPS: each route names the clients
-// that call it.
-func (s *Server) table() *table {
-	r := newTable()
-	// POX Autodiscover (MS-OXDSCLI; MS-ASCMD mobilesync): Outlook desktop,
+// httpsRoutes is the routing table over HTTPS: each route names the
+// clients that call it.
+func (s *Server) httpsRoutes() *mux.Router {
+	r := newRouter()
+	// POX Autodiscover ([MS-OXDSCLI]; [MS-ASCMD] mobilesync): Outlook desktop,
 	// Thunderbird's Exchange lookup, exchangelib (which spells
 	// /Autodiscover/Autodiscover.xml), DavMail, ActiveSync phones.
-	r.exact("/autodiscover/autodiscover.xml", s.pox, http.MethodPost)
+	r.Path("/autodiscover/autodiscover.xml").Methods(http.MethodPost).HandlerFunc(s.pox)
 	// GET from some mobile clients: an error document, never a prompt.
-	r.exact("/autodiscover/autodiscover.xml", s.poxGet, http.MethodGet, http.MethodHead)
+	r.Path("/autodiscover/autodiscover.xml").Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.poxGet)
 	// SOAP Autodiscover ([MS-OXWSADISC]): EWS Managed API clients, Outlook for Mac.
-	r.exact("/autodiscover/autodiscover.svc", s.soap, http.MethodPost)
+	r.Path("/autodiscover/autodiscover.svc").Methods(http.MethodPost).HandlerFunc(s.soap)
 	// Autodiscover v2 (JSON): Outlook mobile, Outlook 2019 (Protocol=Autodiscoverv1).
-	r.exact("/autodiscover/autodiscover.json", s.v2, http.MethodGet)
-	r.prefix(v2PathPrefix, s.v2, http.MethodGet)
-	// Thunderbird autoconfig; Horde; Android clients (/v1.1/).
+	r.Path("/autodiscover/autodiscover.json").Methods(http.MethodGet).HandlerFunc(s.v2)
+	r.PathPrefix(v2PathPrefix).Methods(http.MethodGet).HandlerFunc(s.v2)
+	// Mozilla autoconfig: Thunderbird, Horde, Android clients (/v1.1/).
 	for _, p := range autoconfigPaths {
-		r.exact(p, s.autoconfig, http.MethodGet, http.MethodHead)
+		r.Path(p).Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.autoconfig)
 	}
 	// Apple configuration profiles: iPhone, iPad, Mac users (from the setup page).
-	r.exact("/mobileconfig", s.mobileconfig, http.MethodGet, http.MethodHead)
-	r.prefix(mobileconfigPrefix, s.mobileconfig, http.MethodGet, http.MethodHead)
+	r.Path("/mobileconfig").Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.mobileconfig)
+	r.PathPrefix(mobileconfigPrefix).Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.mobileconfig)
 	// The setup page for people, on the autodiscover and autoconfig hosts.
-	r.exact("/", s.setup, http.MethodGet, http.MethodHead)
-	r.exact("/setup", s.setup, http.MethodGet, http.MethodHead)
+	r.Path("/").Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.setup)
+	r.Path("/setup").Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.setup)
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
 	return r
@@ -44,12 +42,12 @@ func (s *Server) table() *table {
 
 // HTTPHandler is every URL answered over plain HTTP: autoconfig (Horde and
 // Thunderbird fetch http:// too), Outlook's HTTP-redirect step for POX
-// (MS-OXDISCO 3.1.5.3), and a redirect to HTTPS for everything else.
+// ([MS-OXDISCO] 3.1.5.3), and a redirect to HTTPS for everything else.
 //
 // Behind a TLS-terminating proxy (a Kubernetes ingress), requests from a
 // trusted proxy that carry X-Forwarded-Proto: https get the HTTPS routes.
 func (s *Server) HTTPHandler() http.Handler {
-	plain, viaTLS := s.httpRoutes(), s.HTTPSHandler()
+	plain, viaTLS := s.observe(caseless(s.httpRoutes())), s.HTTPSHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Forwarded-Proto") == "https" && fromTrustedProxy(r, s.site.Load().cfg.TrustedProxies) {
 			viaTLS.ServeHTTP(w, r)
@@ -59,122 +57,57 @@ func (s *Server) HTTPHandler() http.Handler {
 	})
 }
 
-func (s *Server) httpRoutes() http.Handler { return s.observe(s.httpTable().dispatch()) }
-
-// httpTable is the routing table over plain HTTP.
-func (s *Server) httpTable() *table {
-	r := newTable()
+// httpRoutes is the routing table over plain HTTP.
+func (s *Server) httpRoutes() *mux.Router {
+	r := newRouter()
 	// Outlook, exchangelib: unauthenticated GET, answered 302 to https.
-	r.exact("/autodiscover/autodiscover.xml", s.poxRedirect, http.MethodGet, http.MethodHead)
+	r.Path("/autodiscover/autodiscover.xml").Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.poxRedirect)
 	for _, p := range autoconfigPaths {
-		r.exact(p, s.autoconfig, http.MethodGet, http.MethodHead)
+		r.Path(p).Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.autoconfig)
 	}
 	r.NotFoundHandler = http.HandlerFunc(s.toHTTPS)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.toHTTPS)
 	return r
 }
 
-// table is a routing table: gorilla/mux matches the routes in order, and
-// the exact paths are indexed too, lower-cased, by method: an indexed
-// request skips mux's walk over every route before it (issue 7). newTable's
-// caller adds routes, then serves them with dispatch.
-type table struct {
-	*mux.Router
-	index map[string]map[string]indexed // lower-case path -> method -> route
-}
+// newRouter is a router that never cleans paths: mux would answer a path
+// such as //x or /a/../b with a 301 to a URL built from the request line,
+// whose host the client chooses (GET https://evil.test//x HTTP/1.1). Such
+// a path matches no route instead.
+func newRouter() *mux.Router { return mux.NewRouter().SkipClean(true) }
 
-type indexed struct {
-	route *mux.Route
-	h     http.Handler
-}
-
-func newTable() *table {
-	return &table{Router: mux.NewRouter(), index: map[string]map[string]indexed{}}
-}
-
-// exact routes a path matched case-insensitively: MS-OXDISCO's ABNF says
-// the strings are case-insensitive, and clients spell them both ways.
-func (t *table) exact(p string, h http.HandlerFunc, methods ...string) {
-	rt := t.MatcherFunc(func(r *http.Request, _ *mux.RouteMatch) bool {
-		return strings.EqualFold(r.URL.Path, p)
-	}).Methods(methods...).Handler(h)
-	lp := strings.ToLower(p)
-	if t.index[lp] == nil {
-		t.index[lp] = map[string]indexed{}
-	}
-	for _, m := range methods {
-		if _, ok := t.index[lp][m]; !ok { // mux takes the first route that matches
-			t.index[lp][m] = indexed{rt, h}
+// caseless lets every route match case-insensitively: [MS-OXDISCO] 2.2's
+// ABNF makes the path strings case-insensitive, and clients spell them both
+// ways. The path is lower-cased before routing, but for a last segment that
+// holds an address (/mobileconfig/<addr>.mobileconfig,
+// /autodiscover/autodiscover.json/v1.0/<addr>), which keeps its case.
+func caseless(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := routingPath(r.URL.Path); p != r.URL.Path {
+			u := *r.URL
+			u.Path, u.RawPath = p, ""
+			r = r.WithContext(r.Context()) // a shallow copy: the caller's request stays as it was
+			r.URL = &u
 		}
-	}
-}
-
-// prefix routes the paths longer than prefix that start with it, in any case.
-func (t *table) prefix(prefix string, h http.HandlerFunc, methods ...string) {
-	t.MatcherFunc(func(r *http.Request, _ *mux.RouteMatch) bool {
-		p := r.URL.Path
-		return len(p) > len(prefix) && strings.EqualFold(p[:len(prefix)], prefix)
-	}).Methods(methods...).Handler(h)
-}
-
-// dispatch serves a request with the handler the table matches. mux's own
-// ServeHTTP copies the request twice per request to put route variables in
-// its context (4 allocations, issue 7); our routes have no variables, so a
-// clean path goes straight to the matched handler (the NotFound and
-// MethodNotAllowed handlers included): from the index when it has the path
-// and method, else from mux's Match. Anything else, such as a path that
-// needs cleaning, goes through mux's ServeHTTP, which redirects it.
-func (t *table) dispatch() http.Handler {
-	t.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
-		_, errPath := route.GetPathTemplate()
-		_, errHost := route.GetHostTemplate()
-		if errPath == nil || errHost == nil {
-			panic("dispatch: a route with a template needs mux's ServeHTTP for its variables")
-		}
-		return nil
-	})
-	// The index must answer as mux does: no earlier route may take an
-	// indexed path (a prefix route, say).
-	for p, byMethod := range t.index {
-		for method, e := range byMethod {
-			var m mux.RouteMatch
-			if !t.Match(&http.Request{Method: method, URL: &url.URL{Path: p}}, &m) || m.Route != e.route {
-				panic("dispatch: mux routes " + method + " " + p + " elsewhere than the index")
-			}
-		}
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if e := t.lookup(req); e.h != nil {
-			e.h.ServeHTTP(w, req)
-			return
-		}
-		p := req.URL.Path
-		// Vars set: mux makes an empty map per match otherwise; with no
-		// templates nothing writes to it.
-		m := mux.RouteMatch{Vars: noVars}
-		if p != "" && p[0] == '/' && path.Clean(p) == p && t.Match(req, &m) && m.Handler != nil {
-			m.Handler.ServeHTTP(w, req)
-			return
-		}
-		t.ServeHTTP(w, req)
+		next.ServeHTTP(w, r)
 	})
 }
 
-// lookup is req's indexed route, or none (a nil h). An indexed path is clean.
-func (t *table) lookup(req *http.Request) indexed {
-	p := req.URL.Path
-	var buf [64]byte
-	if len(p) > len(buf) {
-		return indexed{}
+// routingPath is p as routes match it (caseless).
+func routingPath(p string) string {
+	dir, last := "", p
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		dir, last = p[:i+1], p[i+1:]
 	}
-	return t.index[string(lowerASCII(buf[:], p))][req.Method]
+	if strings.Contains(last, "@") {
+		return strings.ToLower(dir) + last
+	}
+	return strings.ToLower(p)
 }
-
-var noVars = map[string]string{}
 
 // poxRedirect is the HTTP-redirect method: 302 to the https URL.
 func (s *Server) poxRedirect(w http.ResponseWriter, r *http.Request) {
-	s.redirectOwnHost(w, r, "pox", "/autodiscover/autodiscover.xml", http.StatusFound)
+	s.redirectOwnHost(w, r, DialectPOX, "/autodiscover/autodiscover.xml", http.StatusFound)
 }
 
 // toHTTPS sends any other plain-HTTP request for one of our hosts to the
@@ -184,30 +117,35 @@ func (s *Server) toHTTPS(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		code = http.StatusPermanentRedirect
 	}
-	s.redirectOwnHost(w, r, "http", r.URL.EscapedPath(), code)
+	s.redirectOwnHost(w, r, DialectHTTP, r.URL.EscapedPath(), code)
 }
 
 // redirectOwnHost redirects to https://<the request's host>path, only for
-// our own host names: no open redirect.
-func (s *Server) redirectOwnHost(w http.ResponseWriter, r *http.Request, dialect, path string, code int) {
+// our own host names: no open redirect. The host is the request's
+// (net/http takes it from an absolute-form request line over the Host
+// header), and it must be one of the configured domains' names.
+func (s *Server) redirectOwnHost(w http.ResponseWriter, r *http.Request, dialect Dialect, path string, code int) {
 	rec := recordOf(w)
 	rec.dialect = dialect
 	a := s.site.Load().hostDomain(r.Host)
 	if a == nil {
-		rec.outcome = "unknown_domain"
+		rec.unknownDomain(hostName(r.Host))
 		http.NotFound(w, r)
 		return
 	}
-	rec.domain, rec.outcome = a.domain.Name, "redirect"
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path // CONNECT and OPTIONS * have no path
+	}
+	rec.domain, rec.outcome = a.domain.Name, OutcomeRedirect
 	http.Redirect(w, r, s.httpsURL(r.Host, path), code)
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	recordOf(w).outcome = "not_found"
+	recordOf(w).outcome = OutcomeNotFound
 	http.NotFound(w, r)
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	recordOf(w).outcome = "method_not_allowed"
+	recordOf(w).outcome = OutcomeMethodNotAllowed
 	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 }

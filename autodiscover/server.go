@@ -6,11 +6,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,9 +36,7 @@ type Server struct {
 	// UpstreamClient talks to domains' upstreams (NewUpstreamClient).
 	UpstreamClient *http.Client
 
-	cache   upstreamCache
-	hashers sync.Pool // of *addressHasher
-
+	cache      upstreamCache
 	addressKey []byte // for hashAddress
 }
 
@@ -105,21 +100,3 @@ func (st *site) hostDomain(hostport string) *answers {
 	return nil
 }
 
-// hostName is a Host header's name: no port, lower case, no final dot.
-func hostName(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		hostport = h
-	}
-	return strings.ToLower(strings.TrimSuffix(hostport, "."))
-}
-
-// httpsURL is https://host[:port]path for one of our own host names.
-func (s *Server) httpsURL(host, path string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if s.HTTPSPort != 443 && s.HTTPSPort != 0 {
-		host = net.JoinHostPort(host, strconv.Itoa(s.HTTPSPort))
-	}
-	return "https://" + host + path
-}

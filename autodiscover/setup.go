@@ -53,7 +53,7 @@ type setupPage struct {
 // gets the same page.
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
-	rec.dialect, rec.outcome = "setup", "form"
+	rec.dialect, rec.outcome = DialectSetup, OutcomeForm
 	page := setupPage{Email: r.URL.Query().Get("email")}
 	if page.Email != "" {
 		s.fillSetup(r, &page, rec)
@@ -76,7 +76,7 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
 	addr, err := config.ParseAddress(page.Email)
 	if err != nil {
-		rec.outcome = "bad_address"
+		rec.outcome = OutcomeBadAddress
 		page.Error = "That does not look like an e-mail address. Check it and try again."
 		return
 	}
@@ -84,12 +84,12 @@ func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
 	st := s.site.Load()
 	a := st.lookup(addr.Domain)
 	if a == nil {
-		rec.outcome = "unknown_domain"
+		rec.unknownDomain(addr.Domain)
 		page.Error = "This service has no mail settings for " + addr.Domain + ". Ask your mail administrator which settings to use."
 		return
 	}
 	d := a.domain
-	rec.domain, rec.outcome = d.Name, "settings"
+	rec.domain, rec.outcome = d.Name, OutcomeSettings
 	kinds := profileKinds(d)
 	host := st.profileHost(r, a)
 	page.Domain, page.Address, page.Provider = d, addr.String(), d.Provider.DisplayName

@@ -21,19 +21,16 @@ const maxSOAPUsers = 100
 // with ErrorCodes, as Exchange gives them.
 func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
-	rec.dialect = "soap"
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	body, err := readBody(r, (*bp)[:0], maxPOXBody)
-	*bp = body
+	rec.dialect = DialectSOAP
+	body, err := readBody(w, r, maxPOXBody)
 	if err != nil {
-		rec.outcome = "bad_request"
+		rec.outcome = OutcomeBadRequest
 		writeSOAPFault(w, &xmlschema.SOAPFaultError{Code: "s:Client", Reason: "the request body is too large or unreadable"})
 		return
 	}
 	req, err := xmlschema.ParseSOAPRequest(body)
 	if err != nil {
-		rec.outcome = "bad_request"
+		rec.outcome = OutcomeBadRequest
 		writeSOAPFault(w, err.(*xmlschema.SOAPFaultError))
 		return
 	}
@@ -44,11 +41,11 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 	} else {
 		resp = st.domainSettings(req, rec)
 	}
-	rec.outcome = "settings"
+	rec.outcome = OutcomeSettings
 	if resp.ErrorCode != xmlschema.SOAPNoError {
-		rec.outcome = "bad_request"
+		rec.outcome = OutcomeBadRequest
 	} else if len(resp.Items) > 0 && resp.Items[0].ErrorCode != xmlschema.SOAPNoError {
-		rec.outcome = "unknown_domain"
+		rec.outcome = OutcomeUnknownDomain
 	}
 	b, _ := resp.Document().WriteToBytes() // an in-memory tree: cannot fail
 	writeXML(w, b)
@@ -93,7 +90,7 @@ func (st *site) userSettings(req *xmlschema.SOAPRequest, rec *record) *xmlschema
 		if err == nil {
 			a = st.lookup(addr.Domain)
 			if rec.address == "" {
-				rec.address = addr.String()
+				rec.address, rec.asked = addr.String(), addr.Domain
 			}
 		}
 		if a == nil {
@@ -120,6 +117,9 @@ func (st *site) domainSettings(req *xmlschema.SOAPRequest, rec *record) *xmlsche
 	resp := &xmlschema.SOAPResponse{Operation: op, ErrorCode: xmlschema.SOAPNoError}
 	for _, name := range req.Domains {
 		a := st.lookup(name)
+		if rec.asked == "" {
+			rec.asked = name
+		}
 		if a == nil {
 			resp.Items = append(resp.Items, xmlschema.SOAPItem{ErrorCode: xmlschema.SOAPInvalidDomain, ErrorMessage: "Invalid domain."})
 			continue

@@ -69,13 +69,14 @@ type upstreamAnswer struct {
 	wwwAuth []string
 }
 
-// upstreamPOX asks the domain's upstream. ok=false means: answer locally.
-func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Request, body []byte, auth string) (ans upstreamAnswer, res upstreamResult, ok bool) {
+// upstreamPOX asks the domain's upstream. A non-nil cause means: answer
+// locally; it says why, for the log.
+func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Request, body []byte, auth string) (ans upstreamAnswer, res upstreamResult, cause error) {
 	up := a.domain.Upstream
 	key := strings.ToLower(req.EMailAddress) + "|" + req.Schema()
 	if auth == "" {
 		if b, hit := s.cache.get(key, s.Now()); hit {
-			return upstreamAnswer{status: http.StatusOK, body: b}, upCached, true
+			return upstreamAnswer{status: http.StatusOK, body: b}, upCached, nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, up.Timeout)
@@ -85,7 +86,7 @@ func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Requ
 	seen := map[string]bool{}
 	for hop := 0; hop < maxUpstreamHops; hop++ {
 		if seen[target+"|"+addr] {
-			return ans, upLoop, false
+			return ans, upLoop, fmt.Errorf("redirect loop at %s", target)
 		}
 		seen[target+"|"+addr] = true
 		if addr != req.EMailAddress {
@@ -96,64 +97,64 @@ func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Requ
 		resp, err := s.postUpstream(ctx, target, body, auth, up)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return ans, upTimeout, false
+				return ans, upTimeout, err
 			}
-			return ans, upConnError, false
+			return ans, upConnError, err
 		}
 		data, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
 		resp.Body.Close()
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return ans, upTimeout, false
+			return ans, upTimeout, fmt.Errorf("reading the answer: %w", err)
 		case err != nil:
-			return ans, upConnError, false
+			return ans, upConnError, fmt.Errorf("reading the answer: %w", err)
 		case resp.StatusCode == http.StatusUnauthorized:
 			if up.RelayAuth {
-				return upstreamAnswer{status: http.StatusUnauthorized, wwwAuth: resp.Header.Values("WWW-Authenticate")}, upRelayed401, true
+				return upstreamAnswer{status: http.StatusUnauthorized, wwwAuth: resp.Header.Values("WWW-Authenticate")}, upRelayed401, nil
 			}
-			return ans, upUnauthorized, false
+			return ans, upUnauthorized, errors.New("HTTP 401 (relay_auth is off)")
 		case resp.StatusCode == http.StatusFound || resp.StatusCode == http.StatusMovedPermanently ||
 			resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect:
 			// MS-OXDSCLI 3.2.5: a server SHOULD redirect to another URL with 302.
 			next, ok := allowedRedirect(target, resp.Header.Get("Location"), up)
 			if !ok {
-				return ans, upRedirect, false
+				return ans, upRedirect, fmt.Errorf("HTTP %d to a host not in redirect_hosts", resp.StatusCode)
 			}
 			target = next
 			continue
 		case resp.StatusCode != http.StatusOK:
-			return ans, upStatus, false
+			return ans, upStatus, fmt.Errorf("HTTP %d", resp.StatusCode)
 		case len(data) > maxUpstreamBody:
-			return ans, upTooLarge, false
+			return ans, upTooLarge, fmt.Errorf("answer over %d bytes", maxUpstreamBody)
 		}
 		doc := etree.NewDocument()
 		if err := doc.ReadFromBytes(data); err != nil || doc.Root() == nil {
-			return ans, upNotXML, false
+			return ans, upNotXML, fmt.Errorf("answer is not XML: %v", err)
 		}
 		acct := doc.FindElement("/Autodiscover/Response/Account")
 		switch action := strings.TrimSpace(textOf(acct, "Action")); action {
 		case xmlschema.ActionRedirectURL:
 			next, ok := allowedRedirect(target, textOf(acct, "RedirectUrl"), up)
 			if !ok {
-				return ans, upRedirect, false
+				return ans, upRedirect, errors.New("redirectUrl to a host not in redirect_hosts")
 			}
 			target = next
 			continue
 		case "redirectAddr":
 			next, err := config.ParseAddress(textOf(acct, "RedirectAddr"))
 			if err != nil {
-				return ans, upRedirect, false
+				return ans, upRedirect, fmt.Errorf("redirectAddr: %w", err)
 			}
 			addr = next.String()
 			continue
 		}
 		rewritten := rewriteConsumerHosts(doc, a.domain)
 		if err := validUpstreamAnswer(doc); err != nil {
-			return ans, upInvalid, false
+			return ans, upInvalid, err
 		}
 		out, err := doc.WriteToBytes()
 		if err != nil {
-			return ans, upInvalid, false
+			return ans, upInvalid, err
 		}
 		if !bytes.HasPrefix(out, []byte("<?xml")) {
 			out = append([]byte(`<?xml version="1.0" encoding="utf-8"?>`+"\n"), out...)
@@ -166,9 +167,9 @@ func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Requ
 		if rewritten {
 			res = upRewritten
 		}
-		return upstreamAnswer{status: http.StatusOK, body: out}, res, true
+		return upstreamAnswer{status: http.StatusOK, body: out}, res, nil
 	}
-	return ans, upLoop, false
+	return ans, upLoop, fmt.Errorf("more than %d redirects", maxUpstreamHops)
 }
 
 // postUpstream sends one POX request. Authorization goes only to the

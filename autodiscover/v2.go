@@ -1,9 +1,7 @@
 package autodiscover
 
 import (
-	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
@@ -57,42 +55,42 @@ type v2Error struct {
 // send ProxyShell-style "autodiscover.json?@..." probes.
 func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
-	rec.dialect = "json"
+	rec.dialect = DialectJSON
 	email := queryParam(r.URL.RawQuery, "Email")
 	if len(r.URL.Path) > len(v2PathPrefix) {
 		email = r.URL.Path[len(v2PathPrefix):]
 	}
 	proto := queryParam(r.URL.RawQuery, "Protocol")
 	if proto == "" || email == "" {
-		rec.outcome = "bad_request"
+		rec.outcome = OutcomeBadRequest
 		writeJSON(w, http.StatusBadRequest, v2Error{"MandatoryParameterMissing",
 			"A valid value must be provided for the query parameters 'Email' and 'Protocol'."})
 		return
 	}
 	key, name, known := v2Protocol(proto)
 	if !known {
-		rec.outcome = "unsupported_protocol"
+		rec.outcome = OutcomeUnsupportedProtocol
 		writeJSON(w, http.StatusBadRequest, v2Error{"InvalidProtocol",
 			"The given protocol value is invalid. Supported values are '" + v2Supported + "'."})
 		return
 	}
 	addr, err := config.ParseAddress(email)
 	if err != nil {
-		rec.outcome = "bad_address"
+		rec.outcome = OutcomeBadAddress
 		writeJSON(w, http.StatusBadRequest, v2Error{"InvalidEmailAddress", "The given e-mail address is not valid."})
 		return
 	}
 	rec.address = addr.String()
 	a := s.site.Load().lookup(addr.Domain)
 	if a == nil {
-		rec.outcome = "unknown_domain"
+		rec.unknownDomain(addr.Domain)
 		writeJSON(w, http.StatusNotFound, v2Error{"InvalidUser", "No configuration is served for this address."})
 		return
 	}
 	rec.domain = a.domain.Name
 	u, ok := a.v2URL(key)
 	if !ok {
-		rec.outcome = "unsupported_protocol"
+		rec.outcome = OutcomeUnsupportedProtocol
 		writeJSON(w, http.StatusBadRequest, v2Error{"ProtocolNotSupported",
 			"The protocol " + name + " is not offered for this domain."})
 		return
@@ -103,39 +101,8 @@ func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 	if isASCII(proto) {
 		name = proto
 	}
-	rec.outcome = "settings"
+	rec.outcome = OutcomeSettings
 	writeJSON(w, http.StatusOK, v2Answer{Protocol: name, URL: u})
-}
-
-// queryParam returns the value of a query parameter as url.ParseQuery
-// decodes it, without building the map: the first non-empty value of a
-// parameter named exactly key, else of one whose name matches key
-// case-insensitively. Pairs ParseQuery would drop (bad escapes, ";") are
-// skipped.
-func queryParam(rawQuery, key string) string {
-	if v := scanQuery(rawQuery, key, false); v != "" {
-		return v
-	}
-	return scanQuery(rawQuery, key, true)
-}
-
-func scanQuery(q, key string, fold bool) string {
-	for q != "" {
-		var pair string
-		pair, q, _ = strings.Cut(q, "&")
-		if strings.Contains(pair, ";") {
-			continue
-		}
-		k, v, _ := strings.Cut(pair, "=")
-		k, err := url.QueryUnescape(k)
-		if err != nil || !(k == key || fold && strings.EqualFold(k, key)) {
-			continue
-		}
-		if v, err = url.QueryUnescape(v); err == nil && v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 func isASCII(s string) bool {
@@ -147,11 +114,3 @@ func isASCII(s string) bool {
 	return true
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, _ := json.Marshal(v) // plain structs of strings: cannot fail
-	h := w.Header()
-	h["Content-Type"] = hdrContentTypeJSON
-	h["Cache-Control"] = hdrNoStore
-	w.WriteHeader(status)
-	w.Write(b)
-}

@@ -1,0 +1,61 @@
+package autodiscover
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// clientIP is the peer address, or, when the peer is a trusted proxy, the
+// right-most X-Forwarded-For address that is not itself a trusted proxy:
+// what a client writes to the left of that is not believed.
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	peer := parseAddr(r.RemoteAddr)
+	if isTrusted(peer, trusted) {
+		// The header's values joined by commas are one list, read right to left.
+		items := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(items) - 1; i >= 0; i-- {
+			a := parseAddr(strings.TrimSpace(items[i]))
+			if !a.IsValid() {
+				break // garbage: stop believing the header here
+			}
+			peer = a
+			if !isTrusted(a, trusted) {
+				break
+			}
+		}
+	}
+	if !peer.IsValid() {
+		return "invalid IP"
+	}
+	return peer.String()
+}
+
+// fromTrustedProxy reports whether the peer is a trusted proxy.
+func fromTrustedProxy(r *http.Request, trusted []netip.Prefix) bool {
+	return isTrusted(parseAddr(r.RemoteAddr), trusted)
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseAddr reads "ip", "ip:port" or "[ip]:port", IPv4-mapped IPv6 as IPv4.
+func parseAddr(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap()
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
