@@ -12,9 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -247,86 +245,5 @@ func TestPprofOffByDefault(t *testing.T) {
 	on := startServe(t, "-pprof")
 	if code, body := get(t, http.DefaultClient, "http://"+on.admin+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Errorf("pprof with -pprof: %d", code)
-	}
-}
-
-// Request lines are buffered, arrive whole within the flush interval, and
-// all of them by Close; a buffer that fills is written out at once.
-func TestBufferedLogRequestLines(t *testing.T) {
-	var out syncBuffer
-	b := newBufferedLog(&out)
-	b.WriteRequestLine([]byte("line one\n"))
-	if out.String() != "" {
-		t.Error("written through at once: nothing was buffered")
-	}
-	waitFor(t, "the periodic flush", func() bool { return out.String() == "line one\n" })
-	line := []byte(strings.Repeat("x", 999) + "\n")
-	n := (len(b.shards) + 1) * (logShardSize/len(line) + 1) // more than every buffer holds
-	for range n {
-		b.WriteRequestLine(line)
-	}
-	if got := len(out.String()); got < logShardSize/2 {
-		t.Errorf("%d bytes written before the flush: a full buffer waits", got)
-	}
-	b.Close(context.Background())
-	if got := strings.Count(out.String(), string(line)); got != n {
-		t.Errorf("%d whole lines after Close, want %d", got, n)
-	}
-}
-
-// Lines written from many goroutines at once, on every CPU's buffer, all
-// arrive, and whole.
-func TestBufferedLogConcurrent(t *testing.T) {
-	var out syncBuffer
-	b := newBufferedLog(&out)
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 2000 {
-				b.WriteRequestLine(fmt.Appendf(nil, "request g=%d i=%d %s\n", g, i, strings.Repeat("y", i%300)))
-				if i%500 == 0 {
-					fmt.Fprintf(b, "other g=%d i=%d\n", g, i)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.Close(context.Background())
-	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	seen := map[string]bool{}
-	lineRE := regexp.MustCompile(`^(request g=\d i=\d+ y*|other g=\d i=\d+)$`)
-	for _, l := range lines {
-		if !lineRE.MatchString(l) {
-			t.Fatalf("line not whole: %q", l)
-		}
-		if seen[l] {
-			t.Fatalf("line twice: %q", l)
-		}
-		seen[l] = true
-	}
-	if want := 8 * (2000 + 4); len(lines) != want {
-		t.Errorf("%d lines, want %d", len(lines), want)
-	}
-}
-
-// Any other line is written at once, after every request line before it.
-func TestBufferedLogOrdered(t *testing.T) {
-	var out syncBuffer
-	b := newBufferedLog(&out)
-	defer b.Close(context.Background())
-	var wg sync.WaitGroup
-	for g := range 4 { // request lines in several CPUs' buffers
-		wg.Go(func() {
-			for i := range 100 {
-				b.WriteRequestLine(fmt.Appendf(nil, "request %d %d\n", g, i))
-			}
-		})
-	}
-	wg.Wait()
-	fmt.Fprintf(b, "stopping\n")
-	got := out.String()
-	if !strings.HasSuffix(got, "\nstopping\n") || strings.Count(got, "request ") != 400 {
-		t.Errorf("at once, after 400 request lines, want \"stopping\" last; got %d request lines, ends %q",
-			strings.Count(got, "request "), got[max(0, len(got)-40):])
 	}
 }

@@ -6,15 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 )
 
@@ -58,23 +59,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	configFile, httpsAddr, httpAddr, adminAddr, logFormat := &o.config, &o.https, &o.http, &o.admin, &o.logFormat
-	logOut := newBufferedLog(stderr)
-	defer logOut.Close(context.Background())
-	log, err := newLogger(*logFormat, logOut)
+	configFile, httpsAddr, httpAddr, adminAddr := &o.config, &o.https, &o.http, &o.admin
+	log, err := newLogger(o.logFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return errUsage
 	}
-	var cfg *config.Config
-	var svc *service
-	err = duringLoad(func() (err error) {
-		if cfg, err = loadConfig(*configFile); err != nil {
-			return err
-		}
-		svc, err = newService(*configFile, cfg, *httpsAddr != "", log)
+	setMemoryLimit(log)
+	cfg, err := loadConfig(*configFile)
+	if err != nil {
 		return err
-	})
+	}
+	svc, err := newService(*configFile, cfg, *httpsAddr != "", log)
 	if err != nil {
 		return err
 	}
@@ -90,14 +86,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			l.Close()
 		}
 	}()
-	watch := newConnWatch(readTimeout, writeTimeout, idleTimeout, watchTick)
 	listen := func(name, addr string, h http.Handler) (*http.Server, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen %s: %w", name, err)
 		}
 		listeners = append(listeners, ln)
-		s := newHTTPServer(h, log, watch)
+		s := newHTTPServer(h, log, serverTimeouts)
 		servers = append(servers, s)
 		return s, nil
 	}
@@ -131,13 +126,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(hup)
 
 	announce(stdout, cfg, listeners, httpsLn, httpLn)
-	logOut.Flush() // what start-up said, at once
 	runCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
-	go watch.Run(runCtx)
 	errc := make(chan error, len(servers))
 	for i, s := range servers {
-		ln := watch.Listener(listeners[i])
+		ln := listeners[i]
 		go func() {
 			if s.TLSConfig != nil {
 				errc <- s.ServeTLS(ln, "", "")
@@ -150,7 +143,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		go svc.files.Watch(runCtx, certWatchInterval, log)
 	}
 	svc.obtain(runCtx)
-	go tuneGC(runCtx, gcTuneInterval, os.Getenv, gcBase, debug.SetGCPercent)
 
 wait:
 	for {
@@ -159,8 +151,6 @@ wait:
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
 			svc.reload(runCtx) // logs and counts its own outcome
-			go returnMemory()
-			logOut.Flush()
 		case <-ctx.Done():
 			break wait
 		}
@@ -198,27 +188,61 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // errHelp means -h was asked for and printed.
 var errHelp = errors.New("help")
 
+// newLogger is slog's own text or JSON handler on w. Each line is one
+// write, so lines are whole and in order.
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	switch format {
-	case "text", "json":
-		return slog.New(newLineHandler(w, format == "json")), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
 	}
 	return nil, fmt.Errorf("-log-format %q: use text or json", format)
 }
 
-// newHTTPServer sets the timeouts every listener needs against slow or
-// idle clients. ReadTimeout bounds a request's header and body together
-// (at most 64 KB here) and the TLS handshake; watch enforces it and keeps
-// the write and idle timeouts (connwatch.go); its Listener must wrap the
-// listener served.
-func newHTTPServer(h http.Handler, log *slog.Logger, watch *connWatch) *http.Server {
+// timeouts bound what one client can hold a listener's connection for.
+type timeouts struct {
+	// readHeader bounds the TLS handshake and a request's header;
+	// read bounds header and body together (a body is at most 64 KiB).
+	readHeader, read time.Duration
+	// write bounds writing the answer, from the end of the request header.
+	write time.Duration
+	// idle is how long a kept-alive connection may wait for its next request.
+	idle time.Duration
+}
+
+// serverTimeouts are every listener's timeouts. Autodiscover clients send
+// a few small requests, each usually on a new connection: a client slower
+// than these is broken or hostile.
+var serverTimeouts = timeouts{readHeader: 5 * time.Second, read: 10 * time.Second, write: 10 * time.Second, idle: 60 * time.Second}
+
+// newHTTPServer is a listener's server with http.Server's own timeouts
+// (net/http bounds the TLS handshake by the smallest of them) and a 16 KiB
+// limit on request headers.
+func newHTTPServer(h http.Handler, log *slog.Logger, t timeouts) *http.Server {
 	return &http.Server{
-		Handler:        h,
-		ReadTimeout:    watch.read,
-		IdleTimeout:    -1, // net/http's own is off: watch closes idle connections
-		ConnState:      watch.ConnState,
-		MaxHeaderBytes: 16 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Handler:           h,
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit to 90% of the
+// container's (cgroup) memory limit, so that the collector works harder
+// before the kernel would kill the process. A GOMEMLIMIT set by the
+// operator wins; without a cgroup limit, Go's default (none) stays.
+func setMemoryLimit(log *slog.Logger) {
+	limit, err := memlimit.Set(memlimit.WithProvider(memlimit.FromCgroup))
+	switch {
+	case errors.Is(err, memlimit.ErrCgroupsNotSupported), errors.Is(err, memlimit.ErrNoCgroup):
+	case err != nil:
+		log.Warn("memory limit: the container's could not be read; Go's default applies", "err", err)
+	case limit > 0 && limit < math.MaxInt64:
+		log.Info("memory limit", "GOMEMLIMIT", limit)
 	}
 }
 

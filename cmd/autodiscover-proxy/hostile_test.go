@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+)
+
+// withTimeouts serves with t's timeouts for the rest of the test.
+func withTimeouts(tb testing.TB, t timeouts) {
+	old := serverTimeouts
+	serverTimeouts = t
+	tb.Cleanup(func() { serverTimeouts = old })
+}
+
+// Every listener has each of http.Server's timeouts.
+func TestServerTimeoutsSet(t *testing.T) {
+	s := newHTTPServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler), serverTimeouts)
+	if s.ReadHeaderTimeout <= 0 || s.ReadTimeout <= 0 || s.WriteTimeout <= 0 || s.IdleTimeout <= 0 || s.MaxHeaderBytes <= 0 {
+		t.Errorf("a timeout or limit is unset: %+v", serverTimeouts)
+	}
+}
+
+// closedByServer waits (at most a minute: a bound on the test, not on the
+// server) until the server closes c, and fails if it does not.
+func closedByServer(t *testing.T, what string, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("%s: the server kept the connection open", what)
+	}
+}
+
+// Slow and idle clients (slowloris) are cut off on every listener: a TLS
+// handshake never finished, a header or a body sent a byte at a time, a
+// kept-alive connection left idle.
+func TestSlowClientsAreCut(t *testing.T) {
+	withTimeouts(t, timeouts{readHeader: 300 * time.Millisecond, read: 600 * time.Millisecond, write: 600 * time.Millisecond, idle: 300 * time.Millisecond})
+	r := startServe(t)
+	dial := func(addr string, useTLS bool) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if useTLS {
+			tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, ServerName: "autodiscover.example.com"})
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			return tc
+		}
+		return c
+	}
+	// trickle writes s a byte at a time until the server stops taking it.
+	trickle := func(c net.Conn, s string) {
+		for i := 0; ; i = (i + 1) % len(s) {
+			if _, err := c.Write([]byte{s[i]}); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for _, l := range []struct {
+		name, addr string
+		tls        bool
+	}{{"https", r.https, true}, {"http", r.http, false}, {"admin", r.admin, false}} {
+		if l.tls {
+			raw, err := net.Dial("tcp", l.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw.Write([]byte{0x16, 0x03, 0x01}) // the start of a ClientHello, then nothing
+			closedByServer(t, l.name+": TLS handshake never finished", raw)
+			raw.Close()
+		}
+
+		c := dial(l.addr, l.tls)
+		c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: autodiscover.example.com\r\n"))
+		go trickle(c, "X-Slow: aaaaaaaa\r\n")
+		closedByServer(t, l.name+": header sent a byte at a time", c)
+
+		c = dial(l.addr, l.tls)
+		c.Write([]byte("POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: autodiscover.example.com\r\nContent-Type: text/xml\r\nContent-Length: 60000\r\n\r\n<Autodiscover>"))
+		go trickle(c, "<a/>")
+		closedByServer(t, l.name+": body sent a byte at a time", c)
+
+		c = dial(l.addr, l.tls)
+		c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: autodiscover.example.com\r\n\r\n"))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", l.name, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		closedByServer(t, l.name+": kept-alive connection left idle", c)
+	}
+	// And the service still answers.
+	if code, _ := get(t, http.DefaultClient, "http://"+r.admin+"/healthz"); code != 200 {
+		t.Errorf("healthz after the slow clients: %d", code)
+	}
+}
+
+// A request line in absolute form names its own host, and CONNECT names
+// one too; whatever it says, an answer redirects only to a configured
+// host name, on both listeners.
+func TestRedirectsNameOnlyOwnHosts(t *testing.T) {
+	r := startServe(t)
+	own := map[string]bool{"autodiscover.example.com": true, "autoconfig.example.com": true, "example.com": true}
+	for _, l := range []struct {
+		name, addr string
+		tls        bool
+	}{{"https", r.https, true}, {"http", r.http, false}} {
+		for _, line := range []string{
+			"GET https://evil.test//x HTTP/1.1",
+			"GET http://evil.test/a/../b HTTP/1.1",
+			"CONNECT evil.test:443 HTTP/1.1",
+			"GET //evil.test/x HTTP/1.1",
+			"GET /a/../autodiscover/autodiscover.xml HTTP/1.1",
+			"GET http://autodiscover.example.com//x HTTP/1.1", // ours: may redirect, to us
+		} {
+			c, err := net.Dial("tcp", l.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.tls {
+				c = tls.Client(c, &tls.Config{InsecureSkipVerify: true, ServerName: "autodiscover.example.com"})
+			}
+			c.SetDeadline(time.Now().Add(time.Minute))
+			io.WriteString(c, line+"\r\nHost: autodiscover.example.com\r\nConnection: close\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			c.Close()
+			if err != nil {
+				t.Fatalf("%s %q: %v", l.name, line, err)
+			}
+			if loc := resp.Header.Get("Location"); loc != "" {
+				u, err := url.Parse(loc)
+				if err != nil || !own[u.Hostname()] || u.Scheme != "https" {
+					t.Errorf("%s %q: %d Location %q: not one of our own https hosts", l.name, line, resp.StatusCode, loc)
+				}
+			} else if resp.StatusCode/100 == 3 {
+				t.Errorf("%s %q: %d without Location", l.name, line, resp.StatusCode)
+			}
+		}
+	}
+}
+
