@@ -284,4 +284,3 @@ func socketType(s config.Security) string {
 	}
 	return xmlschema.SocketPlain
 }
-

@@ -139,7 +139,6 @@ autodiscover_requests_total{dialect="pox",domain="",outcome="bad_request"} 1
 	}
 }
 
-
 // The request line names the host, method, path (never the query) and
 // User-Agent, bounded and without control characters; on unknown_domain
 // the domain asked for, as an A-label; on an upstream fallback its cause.

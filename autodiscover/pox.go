@@ -151,4 +151,3 @@ func (s *Server) poxError(w http.ResponseWriter, code int) {
 	idText := strconv.AppendUint(id[:0], uint64(uint32(now.UnixNano()/100)), 10)
 	writeXML(w, errorTemplates[code].Append(nil, []string{now.Format("15:04:05.0000000"), string(idText)}, nil))
 }
-

@@ -35,4 +35,3 @@ func scanQuery(q, key string, fold bool) string {
 	}
 	return ""
 }
-

@@ -99,4 +99,3 @@ func (st *site) hostDomain(hostport string) *answers {
 	}
 	return nil
 }
-

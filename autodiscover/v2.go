@@ -113,4 +113,3 @@ func isASCII(s string) bool {
 	}
 	return true
 }
-

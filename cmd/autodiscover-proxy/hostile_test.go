@@ -152,4 +152,3 @@ func TestRedirectsNameOnlyOwnHosts(t *testing.T) {
 		}
 	}
 }
-
