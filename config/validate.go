@@ -1,0 +1,405 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Error lists every problem found in a config file.
+type Error struct {
+	Problems []Problem
+}
+
+// Problem is one thing wrong in a config file.
+type Problem struct {
+	File string
+	Line int // 0 when unknown
+	Path string
+	Msg  string
+}
+
+func (p Problem) String() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc += ":" + strconv.Itoa(p.Line)
+	}
+	return loc + ": " + p.Path + ": " + p.Msg
+}
+
+func (e *Error) Error() string {
+	s := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		s[i] = p.String()
+	}
+	return strings.Join(s, "\n")
+}
+
+// lineOf is the line of path, 0 when unknown.
+func (v *validator) lineOf(path string) int {
+	v.ensureLines()
+	return v.lines[path]
+}
+
+// indexLines records the line of every mapping value and sequence item
+// under its path (domains[0].imap.port), so validation can say where.
+func indexLines(n *yaml.Node, path string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			indexLines(c, path, lines)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			lines[p] = n.Content[i].Line
+			indexLines(n.Content[i+1], p, lines)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			lines[p] = c.Line
+			indexLines(c, p, lines)
+		}
+	}
+}
+
+type validator struct {
+	file     string
+	root     *yaml.Node
+	lines    map[string]int // built at the first problem
+	problems []Problem
+}
+
+// ensureLines indexes the node tree's lines, once, when a problem needs them.
+func (v *validator) ensureLines() {
+	if v.lines == nil {
+		v.lines = map[string]int{}
+		if v.root != nil {
+			indexLines(v.root, "", v.lines)
+		}
+	}
+}
+
+func (v *validator) addf(path, format string, args ...any) {
+	v.ensureLines()
+	line, ok := v.lines[path]
+	for p := path; !ok && p != ""; { // fall back to the nearest enclosing key
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+		line, ok = v.lines[p]
+	}
+	v.problems = append(v.problems, Problem{File: v.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) config(f *file, dir string) *Config {
+	c := &Config{byName: map[string]*Domain{}}
+	c.TLS = v.tls(f.TLS, dir)
+	switch f.Log.Addresses {
+	case "", "hash":
+	case "plain":
+		c.Log.Addresses = true
+	default:
+		v.addf("log.addresses", "%q: use hash (default: a keyed hash of each address) or plain", f.Log.Addresses)
+	}
+	for i, p := range f.TrustedProxies {
+		pfx, err := parsePrefix(p)
+		if err != nil {
+			v.addf(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR network", p)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pfx)
+	}
+	if len(f.Domains) == 0 {
+		v.addf("domains", "no domains configured: add at least one entry with name and provider")
+	}
+	seen := map[string]string{} // normalised name -> path of first use
+	for i := range f.Domains {
+		path := "domains[" + strconv.Itoa(i) + "]"
+		d := v.domain(&f.Domains[i], path)
+		if d == nil {
+			continue
+		}
+		for j, n := range d.Names() {
+			p := path + ".name"
+			if j > 0 {
+				p = fmt.Sprintf("%s.aliases[%d]", path, j-1)
+			}
+			if first, dup := seen[n]; dup {
+				v.addf(p, "%s is already configured at %s (line %d): each domain and alias may appear once", n, first, v.lineOf(first))
+				continue
+			}
+			seen[n] = p
+			c.byName[n] = d
+		}
+		c.Domains = append(c.Domains, d)
+	}
+	return c
+}
+
+func (v *validator) tls(t fileTLS, dir string) TLS {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		v.addf("tls", "cert_file and key_file go together: set both, or neither for a self-signed development certificate")
+	}
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || dir == "" {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	out := TLS{CertFile: abs(t.CertFile), KeyFile: abs(t.KeyFile), MinVersion: tls.VersionTLS12}
+	switch t.MinVersion {
+	case "", "1.2":
+	case "1.0":
+		out.MinVersion = tls.VersionTLS10
+	case "1.1":
+		out.MinVersion = tls.VersionTLS11
+	case "1.3":
+		out.MinVersion = tls.VersionTLS13
+	default:
+		v.addf("tls.min_version", "%q: use 1.2 (default), 1.3, or 1.0/1.1 for very old mail clients", t.MinVersion)
+	}
+	if a := t.ACME; a != nil {
+		if t.CertFile != "" {
+			v.addf("tls.acme", "acme and cert_file/key_file exclude each other: choose one source of certificates")
+		}
+		out.ACME = &ACME{Email: a.Email, CacheDir: abs(a.CacheDir), DirectoryURL: a.DirectoryURL}
+		if a.CacheDir == "" {
+			v.addf("tls.acme", "cache_dir is required: certificates and the account key are kept there across restarts")
+		}
+		if out.ACME.DirectoryURL == "" {
+			out.ACME.DirectoryURL = LetsEncrypt
+		} else if u, err := url.Parse(a.DirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			v.addf("tls.acme.directory_url", "%q is not an https URL", a.DirectoryURL)
+		}
+		if a.Email != "" {
+			if _, err := ParseAddress(a.Email); err != nil {
+				v.addf("tls.acme.email", "%v", err)
+			}
+		}
+	}
+	return out
+}
+
+// parsePrefix reads an address or a CIDR network.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+var netbiosLogin = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,14}\\%EMAILLOCALPART%$`)
+
+func (v *validator) domain(fd *fileDomain, path string) *Domain {
+	name, err := NormalizeDomain(fd.Name)
+	if err != nil {
+		v.addf(path+".name", "%v", err)
+		return nil
+	}
+	preset, ok := presets[fd.Provider]
+	if !ok {
+		v.addf(path+".provider", "unknown provider %q: use %s, %s or %s", fd.Provider,
+			ProviderMicrosoft365, ProviderGoogleWorkspace, ProviderCustom)
+		return nil
+	}
+	d := &Domain{
+		Name:            name,
+		DisplayName:     fd.DisplayName,
+		Provider:        preset,
+		LoginName:       fd.LoginName,
+		OutlookExchange: fd.OutlookExchange,
+		ACMEApex:        fd.ACMEApex,
+		ActiveSyncURL:   preset.ActiveSyncURL,
+		EWSURL:          preset.EWSURL,
+	}
+	if d.DisplayName == "" {
+		d.DisplayName = name
+	} else if err := checkDisplayName(d.DisplayName); err != nil {
+		v.addf(path+".display_name", "%v", err)
+	}
+	for i, a := range fd.Aliases {
+		n, err := NormalizeDomain(a)
+		if err != nil {
+			v.addf(fmt.Sprintf("%s.aliases[%d]", path, i), "%v", err)
+			continue
+		}
+		d.Aliases = append(d.Aliases, n)
+	}
+	d.IMAP = v.server(preset.IMAP, fd.IMAP, path+".imap")
+	d.POP3 = v.server(preset.POP3, fd.POP3, path+".pop3")
+	d.SMTP = v.server(preset.SMTP, fd.SMTP, path+".smtp")
+	if d.IMAP == nil && d.POP3 == nil {
+		v.addf(path, "no incoming server: provider %s needs imap or pop3 given as {host, port, tls}", preset.Name)
+	}
+	if d.SMTP == nil {
+		v.addf(path, "no outgoing server: provider %s needs smtp given as {host, port, tls}", preset.Name)
+	}
+	if fd.ActiveSync != nil {
+		d.ActiveSyncURL = v.httpsURL(fd.ActiveSync.URL, path+".activesync.url")
+	}
+	if fd.EWS != nil {
+		d.EWSURL = v.httpsURL(fd.EWS.URL, path+".ews.url")
+	}
+	switch {
+	case d.LoginName == "":
+		d.LoginName = LoginEmailAddress
+	case d.LoginName == LoginEmailAddress, d.LoginName == LoginLocalPart, netbiosLogin.MatchString(d.LoginName):
+	default:
+		v.addf(path+".login_name", `%q is not a login-name form: use %s, %s or DOMAIN\%s`,
+			d.LoginName, LoginEmailAddress, LoginLocalPart, LoginLocalPart)
+	}
+	if fd.Upstream != nil {
+		d.Upstream = v.upstream(fd.Upstream, path+".upstream")
+	}
+	switch d.OutlookExchange {
+	case "":
+		d.OutlookExchange = preset.OutlookExchange
+	case OutlookSettings:
+	case OutlookRedirect:
+		if preset.OutlookRedirectURL == "" {
+			v.addf(path+".outlook_exchange", "redirect needs a provider with its own autodiscover service (%s); provider %s has none: use settings",
+				ProviderMicrosoft365, preset.Name)
+		}
+	default:
+		v.addf(path+".outlook_exchange", "%q is not a policy: use %s or %s", d.OutlookExchange, OutlookRedirect, OutlookSettings)
+	}
+	return d
+}
+
+// checkDisplayName keeps display names to printable text: they reach XML,
+// JSON and HTML, and private-use characters are the answer templates' marks.
+func checkDisplayName(s string) error {
+	if len(s) > 256 {
+		return errors.New("longer than 256 bytes")
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("not UTF-8")
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) && r != ' ' || unicode.In(r, unicode.Co) {
+			return fmt.Errorf("character %U not allowed", r)
+		}
+	}
+	return nil
+}
+
+// server merges a per-domain override onto the preset's server, field by
+// field, and validates the result. It returns nil when neither exists.
+func (v *validator) server(preset *Server, o *fileServer, path string) *Server {
+	if preset == nil && o == nil {
+		return nil
+	}
+	s := Server{}
+	if preset != nil {
+		s = *preset
+	}
+	if o != nil {
+		if o.Host != "" {
+			s.Host = o.Host
+		}
+		if o.Port != 0 {
+			s.Port = o.Port
+		}
+		if o.TLS != "" {
+			s.Security = Security(o.TLS)
+		}
+	}
+	if h, err := normalizeServerHost(s.Host); err != nil {
+		v.addf(path+".host", "%v", err)
+	} else {
+		s.Host = h
+		v.notConsumer(h, path+".host")
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		v.addf(path+".port", "%d is not a TCP port (1-65535)", s.Port)
+	}
+	switch s.Security {
+	case SecuritySSL, SecurityStartTLS, SecurityNone:
+	default:
+		v.addf(path+".tls", "%q is not a tls mode: use ssl (implicit TLS), starttls or none", s.Security)
+	}
+	return &s
+}
+
+func normalizeServerHost(h string) (string, error) {
+	if strings.TrimSpace(h) == "" {
+		return "", errors.New("missing host")
+	}
+	n, err := NormalizeDomain(h)
+	if err != nil {
+		return "", fmt.Errorf("not a host name: %v", err)
+	}
+	return n, nil
+}
+
+func (v *validator) httpsURL(raw, path string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		v.addf(path, "%q is not an https URL of the form https://host/path", raw)
+		return raw
+	}
+	v.notConsumer(u.Hostname(), path)
+	return raw
+}
+
+func (v *validator) upstream(fu *fileUpstream, path string) *Upstream {
+	u := &Upstream{URL: fu.URL, Timeout: DefaultUpstreamTimeout, RelayAuth: fu.RelayAuth, RedirectHosts: map[string]bool{}}
+	pu, err := url.Parse(fu.URL)
+	if err != nil || pu.Scheme != "https" || pu.Host == "" || pu.User != nil {
+		v.addf(path+".url", "%q is not an https URL: the upstream gets users' Authorization headers, so only TLS will do", fu.URL)
+	} else {
+		u.Host = strings.ToLower(pu.Hostname())
+		u.RedirectHosts[u.Host] = true
+		v.notConsumer(u.Host, path+".url")
+	}
+	if fu.Timeout != "" {
+		t, err := time.ParseDuration(fu.Timeout)
+		if err != nil || t <= 0 || t > maxUpstreamTimeout {
+			v.addf(path+".timeout", "%q: use a duration up to %s, such as 5s", fu.Timeout, maxUpstreamTimeout)
+		} else {
+			u.Timeout = t
+		}
+	}
+	for i, h := range fu.RedirectHosts {
+		n, err := normalizeServerHost(h)
+		if err != nil {
+			v.addf(fmt.Sprintf("%s.redirect_hosts[%d]", path, i), "%v", err)
+			continue
+		}
+		v.notConsumer(n, fmt.Sprintf("%s.redirect_hosts[%d]", path, i))
+		u.RedirectHosts[n] = true
+	}
+	return u
+}
+
+// notConsumer refuses consumer Outlook.com/Hotmail hosts (PROTOCOLS.md §7).
+func (v *validator) notConsumer(host, path string) {
+	if IsConsumerHost(host) {
+		v.addf(path, "%s is a consumer Outlook.com/Hotmail endpoint. Exchange Online and Outlook.com share the "+
+			"outlook.com namespace, and business mailboxes cannot sign in to consumer servers: use the business "+
+			"endpoints (outlook.office365.com for IMAP/POP/ActiveSync/EWS, smtp.office365.com for SMTP)", host)
+	}
+}
