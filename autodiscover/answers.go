@@ -2,7 +2,6 @@ package autodiscover
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -75,15 +74,44 @@ const ttlHours = 1
 
 // compiler renders each distinct document once per config load.
 type compiler struct {
-	templates map[string]*xmlschema.Template
-	statics   map[string][]byte
+	templates map[templateKey]*xmlschema.Template
+	statics   map[string][]byte // outlook redirects, by URL
+}
+
+// templateKey is everything that shapes a document besides its slots:
+// two domains with equal keys share the template.
+type templateKey struct {
+	document   string // "outlook", "mobilesync" or "autoconfig"
+	imap, pop3 serverShape
+	smtp       serverShape
+	ews        bool
+	// Autoconfig only.
+	provider string
+	login    string
+	smtpAuth string // the SMTP methods offered, comma-separated
+	names    int    // the domain and its aliases
+}
+
+// serverShape is what a server contributes to a document's shape: host
+// names are slots, ports and security are not.
+type serverShape struct {
+	present  bool
+	port     int
+	security config.Security
+}
+
+func shapeOf(s *config.Server) serverShape {
+	if s == nil {
+		return serverShape{}
+	}
+	return serverShape{true, s.Port, s.Security}
 }
 
 func newCompiler() *compiler {
-	return &compiler{templates: map[string]*xmlschema.Template{}, statics: map[string][]byte{}}
+	return &compiler{templates: map[templateKey]*xmlschema.Template{}, statics: map[string][]byte{}}
 }
 
-func (c *compiler) template(key string, build func() *etree.Document) (*xmlschema.Template, error) {
+func (c *compiler) template(key templateKey, build func() *etree.Document) (*xmlschema.Template, error) {
 	if t, ok := c.templates[key]; ok {
 		return t, nil
 	}
@@ -95,20 +123,13 @@ func (c *compiler) template(key string, build func() *etree.Document) (*xmlschem
 	return t, nil
 }
 
-// shapeKey is what a server contributes to a document's shape: host names
-// are slots, ports and security are not.
-func shapeKey(s *config.Server) string {
-	if s == nil {
-		return "-|"
-	}
-	return strconv.Itoa(s.Port) + ":" + string(s.Security) + "|"
-}
-
 func (c *compiler) compile(d *config.Domain) (*answers, error) {
 	a := &answers{domain: d, values: domainValues(d), autodiscoverV1: "https://autodiscover." + d.Name + "/autodiscover/autodiscover.xml"}
-	servers := shapeKey(d.IMAP) + shapeKey(d.POP3) + shapeKey(d.SMTP)
+	servers := templateKey{imap: shapeOf(d.IMAP), pop3: shapeOf(d.POP3), smtp: shapeOf(d.SMTP)}
+	outlook := servers
+	outlook.document, outlook.ews = "outlook", d.EWSURL != ""
 	var err error
-	if a.outlook, err = c.template("outlook|"+servers+strconv.FormatBool(d.EWSURL != ""), func() *etree.Document { return outlookSettings(d).Document() }); err != nil {
+	if a.outlook, err = c.template(outlook, func() *etree.Document { return outlookSettings(d).Document() }); err != nil {
 		return nil, fmt.Errorf("domain %s: outlook answer: %w", d.Name, err)
 	}
 	if d.OutlookExchange == config.OutlookRedirect {
@@ -121,7 +142,7 @@ func (c *compiler) compile(d *config.Domain) (*answers, error) {
 		}
 	}
 	if d.ActiveSyncURL != "" {
-		if a.mobilesync, err = c.template("eas", func() *etree.Document { return mobileSync().Document() }); err != nil {
+		if a.mobilesync, err = c.template(templateKey{document: "mobilesync"}, func() *etree.Document { return mobileSync().Document() }); err != nil {
 			return nil, fmt.Errorf("domain %s: mobilesync answer: %w", d.Name, err)
 		}
 	}
@@ -132,7 +153,8 @@ func (c *compiler) compile(d *config.Domain) (*answers, error) {
 		now time.Time
 	}{{&a.autoconfigBefore, p.SMTPPasswordUntil.Add(-1)}, {&a.autoconfigAfter, p.SMTPPasswordUntil}} {
 		auth := d.SMTPAuth(v.now)
-		key := "tb|" + p.Name + "|" + servers + d.LoginName + "|" + strings.Join(auth, ",") + "|" + strconv.Itoa(n)
+		key := servers
+		key.document, key.provider, key.login, key.smtpAuth, key.names = "autoconfig", p.Name, d.LoginName, strings.Join(auth, ","), n
 		if *v.t, err = c.template(key, func() *etree.Document { return thunderbird(d, auth, n).Document() }); err != nil {
 			return nil, fmt.Errorf("domain %s: autoconfig: %w", d.Name, err)
 		}
@@ -180,7 +202,7 @@ func outlookSettings(d *config.Domain) *xmlschema.OutlookResponse {
 	}
 	if d.EWSURL != "" {
 		// exchangelib reads EwsUrl from EXPR (preferred) or EXCH, Thunderbird
-		// only from EXCH/EXHTTP: send both (CLIENTS.md). ASUrl is the
+		// only from EXCH/EXHTTP (its readAutoDiscoverXML): send both. ASUrl is the
 		// Availability Service, which is EWS too.
 		host, ews := xmlschema.Slot(slotEWSHost), xmlschema.Slot(slotEWSURL)
 		protos = append(protos,
@@ -208,19 +230,10 @@ func poxProtocol(typ string, s *config.Server, host, login string) xmlschema.Pro
 		// SPA defaults to on when left out, which would make clients try
 		// NTLM/encrypted passwords (MS-OXDSCLI 2.2.4.1.1.2.1.3.16): always off.
 		SPA:          xmlschema.Off,
-		SSL:          xmlschema.On,
+		SSL:          wordsFor[s.Security].poxSSL,
+		Encryption:   wordsFor[s.Security].poxEncryption,
 		AuthRequired: xmlschema.On,
 		TTL:          ttlHours,
-	}
-	// Thunderbird reads SSL=off / Encryption=None as plaintext and guesses
-	// STARTTLS from the port otherwise, so both are always explicit.
-	switch s.Security {
-	case config.SecuritySSL:
-		p.Encryption = xmlschema.EncryptionSSL
-	case config.SecurityStartTLS:
-		p.Encryption = xmlschema.EncryptionTLS
-	default:
-		p.SSL, p.Encryption = xmlschema.Off, xmlschema.EncryptionNone
 	}
 	return p
 }
@@ -253,7 +266,7 @@ func thunderbird(d *config.Domain, smtpAuth []string, n int) *xmlschema.ClientCo
 		ep.IncomingServers = append(ep.IncomingServers, s)
 	}
 	ep.OutgoingServers = []xmlschema.OutgoingServer{{
-		Hostname: xmlschema.Slot(slotSMTPHost), Port: d.SMTP.Port, SocketType: socketType(d.SMTP.Security),
+		Hostname: xmlschema.Slot(slotSMTPHost), Port: d.SMTP.Port, SocketType: wordsFor[d.SMTP.Security].socketType,
 		Username: d.LoginName, Authentication: smtpAuth,
 	}}
 	if p.DocumentationURL != "" {
@@ -270,17 +283,7 @@ func thunderbird(d *config.Domain, smtpAuth []string, n int) *xmlschema.ClientCo
 
 func incoming(typ string, s *config.Server, host, login string, auth []string) xmlschema.IncomingServer {
 	return xmlschema.IncomingServer{
-		Type: typ, Hostname: host, Port: s.Port, SocketType: socketType(s.Security),
+		Type: typ, Hostname: host, Port: s.Port, SocketType: wordsFor[s.Security].socketType,
 		Username: login, Authentication: auth,
 	}
-}
-
-func socketType(s config.Security) string {
-	switch s {
-	case config.SecuritySSL:
-		return xmlschema.SocketSSL
-	case config.SecurityStartTLS:
-		return xmlschema.SocketSTARTTLS
-	}
-	return xmlschema.SocketPlain
 }

@@ -21,7 +21,7 @@ import (
 )
 
 // Required keys and their plist types per payload kind (Apple's
-// device-management reference; PROTOCOLS.md §6).
+// device-management reference, mdm/profiles/*.yaml).
 var payloadKeys = map[string]map[string]reflect.Kind{
 	"Configuration": {"PayloadType": reflect.String, "PayloadVersion": reflect.Uint64, "PayloadIdentifier": reflect.String,
 		"PayloadUUID": reflect.String, "PayloadContent": reflect.Slice, "PayloadDisplayName": reflect.String, "PayloadOrganization": reflect.String},

@@ -8,7 +8,8 @@ import (
 
 // autoconfigPaths are the Thunderbird-style autoconfig URLs: the ISP form
 // on autoconfig.<d>, the well-known form on <d> (both fetched by
-// Thunderbird, PROTOCOLS.md §5), and /v1.1/ used by some Android clients.
+// Thunderbird's FindConfig/FetchConfig; Mozilla's autoconfig wiki), and
+// /v1.1/ used by some Android clients.
 var autoconfigPaths = []string{
 	"/mail/config-v1.1.xml",
 	"/.well-known/autoconfig/mail/config-v1.1.xml",

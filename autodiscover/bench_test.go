@@ -17,7 +17,7 @@ import (
 )
 
 // benchHandler measures one handler in-process; allocations are reported
-// for every dialect (issue 7's target: <= 20 per POX request).
+// for every dialect.
 func benchHandler(b *testing.B, method, target, body string) {
 	s := newTestServer(b, beforeCutoff, io.Discard)
 	// As serve runs it: JSON request log, Prometheus metrics.

@@ -128,10 +128,11 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 }
 
 // wantsExchange reports Outlook desktop asking for Exchange settings: it
-// sends these headers, other POX clients do not (CLIENTS.md, Outlook).
+// sends these headers when it wants Exchange, other POX clients do not
+// ([MS-OXDSCLI] 2.2.2.1 and 3.1.4, X-MapiHttpCapability; Microsoft's "POX
+// Autodiscover request", X-ClientCanHandle).
 func wantsExchange(r *http.Request) bool {
-	// Canonical keys: Header.Get would canonicalise (and allocate) per call.
-	return len(r.Header["X-Mapihttpcapability"]) > 0 || len(r.Header["X-Clientcanhandle"]) > 0
+	return r.Header.Get("X-MapiHttpCapability") != "" || r.Header.Get("X-ClientCanHandle") != ""
 }
 
 // poxGet answers GET on autodiscover.xml over HTTPS. Some mobile clients

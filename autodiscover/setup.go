@@ -115,7 +115,6 @@ func linkHost(r *http.Request, profileHost string) string {
 // settingRows lists every protocol the domain serves.
 func settingRows(d *config.Domain, addr config.Address, now time.Time) []settingRow {
 	login := d.LoginFor(addr)
-	enc := map[config.Security]string{config.SecuritySSL: "SSL/TLS", config.SecurityStartTLS: "STARTTLS", config.SecurityNone: "None"}
 	var rows []settingRow
 	for _, p := range []struct {
 		name string
@@ -127,11 +126,11 @@ func settingRows(d *config.Domain, addr config.Address, now time.Time) []setting
 		{"SMTP (outgoing)", d.SMTP, d.SMTPAuth(now)},
 	} {
 		if p.srv != nil {
-			rows = append(rows, settingRow{p.name, p.srv.Host, p.srv.Port, enc[p.srv.Security], signIn(p.auth, d, p.srv == d.SMTP), login})
+			rows = append(rows, settingRow{p.name, p.srv.Host, p.srv.Port, wordsFor[p.srv.Security].page, signIn(p.auth, d, p.srv == d.SMTP), login})
 		}
 	}
 	if d.ActiveSyncURL != "" {
-		rows = append(rows, settingRow{"Exchange ActiveSync", urlHost(d.ActiveSyncURL), 443, "SSL/TLS", signIn(d.Provider.IncomingAuth, d, false), login})
+		rows = append(rows, settingRow{"Exchange ActiveSync", urlHost(d.ActiveSyncURL), 443, wordsFor[config.SecuritySSL].page, signIn(d.Provider.IncomingAuth, d, false), login})
 	}
 	return rows
 }

@@ -10,8 +10,8 @@ import (
 // maxSOAPUsers bounds one GetUserSettings request, as Exchange does (100).
 const maxSOAPUsers = 100
 
-// soap answers POST /autodiscover/autodiscover.svc ([MS-OXWSADISC];
-// PROTOCOLS.md §4): GetUserSettings and GetDomainSettings, for EWS clients
+// soap answers POST /autodiscover/autodiscover.svc ([MS-OXWSADISC]):
+// GetUserSettings and GetDomainSettings, for EWS clients
 // (EWS Managed API, Outlook for Mac).
 //
 // Envelope-level problems (not XML, not SOAP 1.1, unknown operation) get a
@@ -188,8 +188,7 @@ func userSetting(name string, d *config.Domain, addr config.Address) (xmlschema.
 		if srv == nil {
 			return xmlschema.Setting{}, false
 		}
-		enc := map[config.Security]string{config.SecuritySSL: "SSL", config.SecurityStartTLS: "TLS", config.SecurityNone: "None"}[srv.Security]
-		return xmlschema.Setting{Name: name, Connections: []xmlschema.ProtocolConnection{{Hostname: srv.Host, Port: srv.Port, EncryptionMethod: enc}}}, true
+		return xmlschema.Setting{Name: name, Connections: []xmlschema.ProtocolConnection{{Hostname: srv.Host, Port: srv.Port, EncryptionMethod: wordsFor[srv.Security].soapEncryption}}}, true
 	}
 	switch name {
 	case "UserDisplayName", "AutoDiscoverSMTPAddress":

@@ -229,14 +229,11 @@ func rewriteConsumerHosts(doc *etree.Document, d *config.Domain) bool {
 			p.Parent().RemoveChild(p)
 			continue
 		}
-		enc, ssl := map[config.Security]string{config.SecuritySSL: xmlschema.EncryptionSSL, config.SecurityStartTLS: xmlschema.EncryptionTLS}[srv.Security], "on"
-		if enc == "" {
-			enc, ssl = xmlschema.EncryptionNone, "off"
-		}
+		words := wordsFor[srv.Security]
 		setChild(p, "Server", srv.Host)
 		setChild(p, "Port", strconv.Itoa(srv.Port))
-		setChild(p, "SSL", ssl)
-		setChild(p, "Encryption", enc)
+		setChild(p, "SSL", string(words.poxSSL))
+		setChild(p, "Encryption", words.poxEncryption)
 	}
 	// Everything else that names a consumer host: URLs get the domain's
 	// own, anything without a counterpart goes.

@@ -48,7 +48,7 @@ type v2Error struct {
 	ErrorMessage string
 }
 
-// v2 answers Autodiscover v2 (PROTOCOLS.md §3): GET
+// v2 answers Autodiscover v2 (as Exchange Online answers it): GET
 // /autodiscover/autodiscover.json?Email=&Protocol= and
 // /autodiscover/autodiscover.json/v1.0/<addr>?Protocol=. Anonymous. The URL
 // answered always comes from the config, never from the query: scanners

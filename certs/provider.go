@@ -78,7 +78,8 @@ func (s *Static) Trusted() bool { return s.trusted }
 
 // SignCMS signs data as Apple profiles are signed: CMS SignedData, SHA-256,
 // the content embedded, DER, with c's leaf and key and its intermediates
-// (PROTOCOLS.md §6; the equivalent of openssl smime -sign -nodetach
+// (Apple's Configuration Profile Reference, "Signing"; the equivalent
+// of openssl smime -sign -nodetach
 // -outform der). smallstep/pkcs7 defaults to SHA-1, hence the explicit
 // digest.
 func SignCMS(data []byte, c *tls.Certificate) ([]byte, error) {

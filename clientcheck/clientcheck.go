@@ -1,5 +1,5 @@
 // Package clientcheck reads autoconfiguration answers the way real clients
-// read them (shared/spec/CLIENTS.md), independently of the code that writes
+// read them (after each client's own source), independently of the code that writes
 // them: it uses encoding/xml and its own types, never xmlschema. Tests run
 // every golden answer through it; the doctor command runs live answers
 // through it.

@@ -16,7 +16,7 @@ type V2 struct {
 }
 
 // ReadV2 checks an Autodiscover v2 success answer: JSON, exactly the
-// Protocol and Url members, an https Url (PROTOCOLS.md §3).
+// Protocol and Url members, an https Url, as Exchange Online answers.
 func ReadV2(contentType string, body []byte) (*V2, error) {
 	if !strings.HasPrefix(contentType, "application/json") {
 		return nil, fmt.Errorf("Content-Type %q, want application/json", contentType)

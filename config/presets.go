@@ -59,9 +59,10 @@ const (
 )
 
 var presets = map[string]*Preset{
-	// Microsoft 365 / Exchange Online business endpoints (PROTOCOLS.md §7;
-	// Microsoft's "POP, IMAP, and SMTP settings" and the endpoint table of the
-	// 2015 retirement notice in shared/seeds).
+	// Microsoft 365 / Exchange Online business endpoints (Microsoft Learn,
+	// "POP, IMAP, and SMTP settings for Outlook.com" and "How to set up a
+	// multifunction device or application to send email using Microsoft
+	// 365"; the endpoint table of Microsoft's 2015 retirement notice).
 	ProviderMicrosoft365: {
 		Name:          ProviderMicrosoft365,
 		DisplayName:   "Microsoft 365",
@@ -124,7 +125,8 @@ func LookupPreset(name string) (*Preset, bool) {
 	return p, ok
 }
 
-// consumerHosts are Outlook.com/Hotmail consumer endpoints (PROTOCOLS.md §7).
+// consumerHosts are Outlook.com/Hotmail consumer endpoints (Microsoft's
+// Outlook.com settings page; Thunderbird's ISPDB hotmail.com entry).
 // Exchange Online and Outlook.com shared a namespace, and autoconfiguring
 // clients of business users were handed these hosts; a business mailbox
 // cannot log in to them. The service refuses to hand any of them out.

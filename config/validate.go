@@ -395,7 +395,7 @@ func (v *validator) upstream(fu *fileUpstream, path string) *Upstream {
 	return u
 }
 
-// notConsumer refuses consumer Outlook.com/Hotmail hosts (PROTOCOLS.md §7).
+// notConsumer refuses consumer Outlook.com/Hotmail hosts (consumerHosts).
 func (v *validator) notConsumer(host, path string) {
 	if IsConsumerHost(host) {
 		v.addf(path, "%s is a consumer Outlook.com/Hotmail endpoint. Exchange Online and Outlook.com share the "+

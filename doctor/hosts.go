@@ -21,8 +21,8 @@ func DefaultHostsFile() string {
 }
 
 // microsoft365Hosts are the server names of Microsoft's endpoint table
-// (shared/seeds: "Can't connect to Exchange Online because of incorrect
-// service settings") and its successors: pinned in a hosts file, they break
+// (Microsoft support article "Can't connect to Exchange Online because of
+// incorrect service settings", 2015) and its successors: pinned in a hosts file, they break
 // clients whenever Microsoft moves the servers.
 var microsoft365Hosts = []string{
 	"autodiscover.outlook.com", "autodiscover-s.outlook.com", "outlook.office365.com",

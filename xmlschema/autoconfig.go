@@ -11,7 +11,7 @@ import (
 type ClientConfig struct {
 	EmailProvider EmailProvider
 	// OAuth2 is informational: Thunderbird decides OAuth2 from its own
-	// hostname table, not from this block (PROTOCOLS.md §5).
+	// hostname table (OAuth2Providers.sys.mjs), not from this block.
 	OAuth2 *OAuth2
 }
 

@@ -8,7 +8,7 @@ import (
 )
 
 // Apple configuration profiles (.mobileconfig): Apple's device-management
-// reference, mdm/profiles/*.yaml (PROTOCOLS.md §6). The plist library
+// reference, mdm/profiles/*.yaml. The plist library
 // writes the types Apple requires: ports as <integer>, flags as <true/>.
 
 // Profile is the top-level Configuration payload.

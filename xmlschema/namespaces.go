@@ -6,7 +6,7 @@ import "github.com/beevik/etree"
 
 // Namespaces. They are http://, not https://: the https form in today's
 // Microsoft docs came from a 2020 bulk edit; Exchange, Gromox and
-// Thunderbird use http:// (PROTOCOLS.md §1).
+// Thunderbird use http:// ([MS-OXDSCLI] 2.2.4.1 examples).
 const (
 	NSResponse           = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
 	NSOutlookRequest     = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"

@@ -8,7 +8,7 @@ import (
 	"github.com/beevik/etree"
 )
 
-// SOAP Autodiscover ([MS-OXWSADISC]; PROTOCOLS.md §4): SOAP 1.1 with
+// SOAP Autodiscover ([MS-OXWSADISC]): SOAP 1.1 with
 // WS-Addressing headers, at /autodiscover/autodiscover.svc.
 const (
 	NSSOAP11       = "http://schemas.xmlsoap.org/soap/envelope/"
