@@ -51,11 +51,7 @@ func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
 	if s.Now().Before(a.domain.Provider.SMTPPasswordUntil) {
 		t = a.autoconfigBefore
 	}
-	h := w.Header()
-	h.Set("Content-Type", contentTypeXML)
-	h.Set("Cache-Control", "public, max-age=3600") // the same for every address
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(t.Append(nil, noUser[:], a.values))
-	}
+	// The same for every address: caches may keep it. For HEAD, net/http
+	// sends the length and drops the body.
+	writeBody(w, http.StatusOK, contentTypeXML, "public, max-age=3600", t.Append(nil, noUser[:], a.values))
 }

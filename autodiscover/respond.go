@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 )
 
 // contentTypeXML is what every XML answer carries: DavMail's POX reader
@@ -12,18 +13,21 @@ const contentTypeXML = "text/xml; charset=utf-8"
 
 // writeXML sends an XML answer meant for one user: never cached by a proxy.
 func writeXML(w http.ResponseWriter, b []byte) {
-	h := w.Header()
-	h.Set("Content-Type", contentTypeXML)
-	h.Set("Cache-Control", "private, no-store")
-	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	writeBody(w, http.StatusOK, contentTypeXML, "private, no-store", b)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, _ := json.Marshal(v) // plain structs of strings: cannot fail
+	writeBody(w, status, "application/json; charset=utf-8", "no-store", b)
+}
+
+// writeBody sends a whole answer with its length: net/http would send a
+// body over 2 KiB (a POX answer) chunked.
+func writeBody(w http.ResponseWriter, status int, contentType, cacheControl string, b []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", cacheControl)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)
 }

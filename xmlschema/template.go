@@ -2,6 +2,7 @@ package xmlschema
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -16,6 +17,7 @@ import (
 type Template struct {
 	parts []string // len(parts) == len(slots)+1
 	slots []int
+	fixed int // the parts' total length
 }
 
 // Slot marks, around the slot number: private-use characters, valid in XML,
@@ -53,6 +55,9 @@ func NewTemplate(doc *etree.Document) (*Template, error) {
 		s = s[i+j+len(slotClose):]
 	}
 	t.parts = append(t.parts, s)
+	for _, p := range t.parts {
+		t.fixed += len(p)
+	}
 	return t, nil
 }
 
@@ -71,6 +76,15 @@ func (t *Template) Slots() int {
 // Escape has escaped once at config load. It panics if a slot has no value,
 // a programming error the tests catch.
 func (t *Template) Append(dst []byte, first, rest []string) []byte {
+	n := t.fixed // the length before escaping first's values: one allocation, as a rule
+	for _, v := range t.slots {
+		if v < len(first) {
+			n += len(first[v])
+		} else {
+			n += len(rest[v-len(first)])
+		}
+	}
+	dst = slices.Grow(dst, n)
 	for i, p := range t.parts {
 		dst = append(dst, p...)
 		if i < len(t.slots) {

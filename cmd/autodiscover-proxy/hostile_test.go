@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -150,5 +153,47 @@ func TestRedirectsNameOnlyOwnHosts(t *testing.T) {
 				t.Errorf("%s %q: %d without Location", l.name, line, resp.StatusCode)
 			}
 		}
+	}
+}
+
+// The log writer keeps lines whole and in order from many goroutines, and
+// has written every one by Close.
+func TestLogWriterOrderAndClose(t *testing.T) {
+	var out syncBuffer
+	l := newLogWriter(&out)
+	log := slog.New(slog.NewTextHandler(l, nil))
+	done := make(chan bool)
+	for g := range 4 {
+		go func() {
+			for i := range 500 {
+				log.Info("line", "g", g, "i", i, "pad", strings.Repeat("x", i%200+1))
+			}
+			done <- true
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	l.Close()
+	last := map[string]int{}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	whole := regexp.MustCompile(`^time=\S+ level=INFO msg=line g=(\d) i=(\d+) pad=(x+)$`)
+	for _, line := range lines {
+		m := whole.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("line not whole: %q", line)
+		}
+		g, i := m[1], 0
+		fmt.Sscan(m[2], &i)
+		if len(m[3]) != i%200+1 {
+			t.Fatalf("line cut: %q", line)
+		}
+		if prev, ok := last[g]; ok && i != prev+1 {
+			t.Fatalf("goroutine %s: line %d after %d", g, i, prev)
+		}
+		last[g] = i
+	}
+	if len(lines) != 2000 {
+		t.Errorf("%d lines after Close, want 2000", len(lines))
 	}
 }

@@ -114,13 +114,15 @@ func TestServeFinishesInFlightRequestsAtStop(t *testing.T) {
 	body := strings.Replace(poxRequest, "%s", "user@example.com", 1)
 	half := len(body) / 2
 	fmt.Fprintf(conn, "POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: autodiscover.example.com\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:half])
-	time.Sleep(100 * time.Millisecond) // the server is reading the body now
 	stopped := make(chan int, 1)
 	go func() { stopped <- r.stop() }()
-	time.Sleep(200 * time.Millisecond) // shutdown has begun
-	if _, err := net.DialTimeout("tcp", r.https, time.Second); err == nil {
-		t.Error("new connections are still accepted during shutdown")
-	}
+	waitFor(t, "shutdown to refuse new connections", func() bool {
+		c, err := net.DialTimeout("tcp", r.https, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
 	io.WriteString(conn, body[half:])
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
@@ -132,6 +134,10 @@ func TestServeFinishesInFlightRequestsAtStop(t *testing.T) {
 	}
 	if code := <-stopped; code != 0 {
 		t.Errorf("exit status %d", code)
+	}
+	// The log is written out at stop: the in-flight request's line, then the last line.
+	if log := r.stderr.String(); !strings.Contains(log, "msg=request dialect=pox outcome=settings") || !strings.HasSuffix(log, "msg=stopped\n") {
+		t.Errorf("log at stop lacks the request line or ends otherwise:\n%s", log)
 	}
 }
 

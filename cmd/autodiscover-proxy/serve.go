@@ -60,7 +60,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	configFile, httpsAddr, httpAddr, adminAddr := &o.config, &o.https, &o.http, &o.admin
-	log, err := newLogger(o.logFormat, stderr)
+	logOut := newLogWriter(stderr)
+	defer logOut.Close()
+	log, err := newLogger(o.logFormat, logOut)
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return errUsage
@@ -126,6 +128,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(hup)
 
 	announce(stdout, cfg, listeners, httpsLn, httpLn)
+	logOut.Flush() // what start-up said, at once
 	runCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	errc := make(chan error, len(servers))
@@ -151,6 +154,7 @@ wait:
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
 			svc.reload(runCtx) // logs and counts its own outcome
+			logOut.Flush()
 		case <-ctx.Done():
 			break wait
 		}
@@ -188,8 +192,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // errHelp means -h was asked for and printed.
 var errHelp = errors.New("help")
 
-// newLogger is slog's own text or JSON handler on w. Each line is one
-// write, so lines are whole and in order.
+// newLogger is slog's own text or JSON handler on w.
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	switch format {
 	case "text":
