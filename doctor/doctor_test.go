@@ -253,7 +253,9 @@ func TestCheckLiveConsumerAnswer(t *testing.T) {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, r)
 			for k, v := range rec.Header() {
-				w.Header()[k] = v
+				if k != "Content-Length" { // the body changes length
+					w.Header()[k] = v
+				}
 			}
 			w.WriteHeader(rec.Code)
 			w.Write(bytes.ReplaceAll(rec.Body.Bytes(), []byte("smtp.office365.com"), []byte("smtp-mail.outlook.com")))

@@ -59,9 +59,15 @@ func startServe(t *testing.T, args ...string) *running {
 	go func() {
 		done <- run(ctx, append([]string{"serve", "-https", "127.0.0.1:0", "-http", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...), stdout, stderr)
 	}()
-	code, stopped := 0, false
+	var (
+		mu      sync.Mutex
+		code    int
+		stopped bool
+	)
 	r := &running{stderr: stderr}
 	r.stop = func() int {
+		mu.Lock()
+		defer mu.Unlock()
 		if stopped {
 			return code
 		}
@@ -92,7 +98,9 @@ func startServe(t *testing.T, args ...string) *running {
 		}
 		select {
 		case code := <-done:
+			mu.Lock()
 			stopped = true
+			mu.Unlock()
 			t.Fatalf("serve exited %d before serving; stderr:\n%s", code, stderr)
 		case <-time.After(20 * time.Millisecond):
 		}
