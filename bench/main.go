@@ -32,6 +32,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -377,8 +378,9 @@ func runReference(spec, certFile, keyFile string) {
 		panic(err)
 	}
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	go http.ListenAndServe(addrs[1], h)
-	go (&http.Server{Addr: addrs[0], Handler: h, TLSConfig: tlsConf}).ListenAndServeTLS("", "")
+	quiet := log.New(io.Discard, "", 0) // wrk's closed connections are no news
+	go (&http.Server{Addr: addrs[1], Handler: h, ErrorLog: quiet}).ListenAndServe()
+	go (&http.Server{Addr: addrs[0], Handler: h, TLSConfig: tlsConf, ErrorLog: quiet}).ListenAndServeTLS("", "")
 	ln, err := tls.Listen("tcp", addrs[2], tlsConf)
 	if err != nil {
 		panic(err)
