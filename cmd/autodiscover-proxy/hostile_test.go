@@ -7,13 +7,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
 // withTimeouts serves with t's timeouts for the rest of the test.
@@ -195,5 +200,22 @@ func TestLogWriterOrderAndClose(t *testing.T) {
 	}
 	if len(lines) != 2000 {
 		t.Errorf("%d lines after Close, want 2000", len(lines))
+	}
+}
+
+// The soft memory limit is 90% of the container's, unless GOMEMLIMIT is set.
+func TestSetMemoryLimit(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	t.Setenv("GOMEMLIMIT", "") // present: set by the operator ...
+	os.Unsetenv("GOMEMLIMIT")  // ... and now absent, restored by Setenv at the end
+	setMemoryLimit(slog.New(slog.DiscardHandler), memlimit.Limit(200<<20))
+	if got, want := debug.SetMemoryLimit(-1), int64(180<<20); got != want {
+		t.Errorf("limit %d, want %d (90%% of the container's 200 MiB)", got, want)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	t.Setenv("GOMEMLIMIT", "100MiB")
+	setMemoryLimit(slog.New(slog.DiscardHandler), memlimit.Limit(200<<20))
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("limit %d: the operator's GOMEMLIMIT was overridden", got)
 	}
 }

@@ -67,7 +67,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return errUsage
 	}
-	setMemoryLimit(log)
+	setMemoryLimit(log, memlimit.FromCgroup)
 	cfg, err := loadConfig(*configFile)
 	if err != nil {
 		return err
@@ -235,11 +235,12 @@ func newHTTPServer(h http.Handler, log *slog.Logger, t timeouts) *http.Server {
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit to 90% of the
-// container's (cgroup) memory limit, so that the collector works harder
-// before the kernel would kill the process. A GOMEMLIMIT set by the
-// operator wins; without a cgroup limit, Go's default (none) stays.
-func setMemoryLimit(log *slog.Logger) {
-	limit, err := memlimit.Set(memlimit.WithProvider(memlimit.FromCgroup))
+// memory limit the provider reports (in serve, the container's cgroup), so
+// that the collector works harder before the kernel would kill the
+// process. A GOMEMLIMIT set by the operator wins; without a limit, Go's
+// default (none) stays.
+func setMemoryLimit(log *slog.Logger, provider memlimit.Provider) {
+	limit, err := memlimit.Set(memlimit.WithProvider(provider))
 	switch {
 	case errors.Is(err, memlimit.ErrCgroupsNotSupported), errors.Is(err, memlimit.ErrNoCgroup):
 	case err != nil:
