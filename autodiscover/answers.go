@@ -29,8 +29,6 @@ type answers struct {
 	// autoconfig is the Thunderbird document before and after the preset's
 	// SMTP password cutoff (the same template when there is none).
 	autoconfigBefore, autoconfigAfter *xmlschema.Template
-	// autodiscoverV1 is our own POX URL, for Autodiscover v2.
-	autodiscoverV1 string
 }
 
 // Template slots. The first three are the user's, filled per request; the
@@ -124,7 +122,7 @@ func (c *compiler) template(key templateKey, build func() *etree.Document) (*xml
 }
 
 func (c *compiler) compile(d *config.Domain) (*answers, error) {
-	a := &answers{domain: d, values: domainValues(d), autodiscoverV1: "https://autodiscover." + d.Name + "/autodiscover/autodiscover.xml"}
+	a := &answers{domain: d, values: domainValues(d)}
 	servers := templateKey{imap: shapeOf(d.IMAP), pop3: shapeOf(d.POP3), smtp: shapeOf(d.SMTP)}
 	outlook := servers
 	outlook.document, outlook.ews = "outlook", d.EWSURL != ""
@@ -162,19 +160,6 @@ func (c *compiler) compile(d *config.Domain) (*answers, error) {
 	return a, nil
 }
 
-// v2URL is the Autodiscover v2 answer for a lower-case protocol.
-func (a *answers) v2URL(proto string) (string, bool) {
-	var u string
-	switch proto {
-	case protoActiveSync:
-		u = a.domain.ActiveSyncURL
-	case protoEws:
-		u = a.domain.EWSURL
-	case protoAutodiscoverV1:
-		u = a.autodiscoverV1
-	}
-	return u, u != ""
-}
 
 func mobileSync() *xmlschema.MobileSyncResponse {
 	url := xmlschema.Slot(slotActiveSyncURL)

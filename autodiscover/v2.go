@@ -88,7 +88,7 @@ func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.domain = a.domain.Name
-	u, ok := a.v2URL(key)
+	u, ok := s.v2URL(a, key)
 	if !ok {
 		rec.outcome = OutcomeUnsupportedProtocol
 		writeJSON(w, http.StatusBadRequest, v2Error{"ProtocolNotSupported",
@@ -112,4 +112,19 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// v2URL is the Autodiscover v2 answer for a lower-case protocol; for
+// AutodiscoverV1, our own POX URL on the public HTTPS port.
+func (s *Server) v2URL(a *answers, proto string) (string, bool) {
+	var u string
+	switch proto {
+	case protoActiveSync:
+		u = a.domain.ActiveSyncURL
+	case protoEws:
+		u = a.domain.EWSURL
+	case protoAutodiscoverV1:
+		u = s.httpsURL("autodiscover."+a.domain.Name, "/autodiscover/autodiscover.xml")
+	}
+	return u, u != ""
 }

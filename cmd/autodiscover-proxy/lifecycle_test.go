@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -162,6 +163,7 @@ func TestAdminEndpoints(t *testing.T) {
 		`autodiscover_request_duration_seconds_bucket{dialect="autoconfig"`,
 		`autodiscover_certificate_expiry_timestamp_seconds{host="autodiscover.example.com"}`,
 		`autodiscover_certificate_expiry_timestamp_seconds{host="autoconfig.example.com"}`,
+		`autodiscover_build_info{goversion="` + runtime.Version() + `",revision=`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)

@@ -19,6 +19,7 @@ commands:
   dns            print the DNS records the configured domains need
   doctor         check DNS, the hosts file and the running service
   render         print exactly what one client receives for one address
+  version        print the version and the commit it was built from
 
 Each command takes -h for its flags and an example.
 
@@ -50,8 +51,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = doctorCommand(ctx, args[1:], stdout, stderr)
 	case "render":
 		err = renderCommand(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		err = versionCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
+		fmt.Fprintf(stdout, "\n%s\n", readBuildInfo())
 		return 0
 	default:
 		fmt.Fprintf(stderr, "autodiscover-proxy: unknown command %q\n\n%s", args[0], usage)

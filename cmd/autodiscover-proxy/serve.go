@@ -31,6 +31,7 @@ const certWatchInterval = 30 * time.Second
 // serveOptions are serve's flags.
 type serveOptions struct {
 	config, https, http, admin, logFormat string
+	publicHTTPSPort                       int
 	pprof                                 bool
 }
 
@@ -44,6 +45,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.http, "http", "127.0.0.1:8080", "plain-HTTP listen `address` (ACME http-01, autoconfig, redirects); empty to disable")
 	fs.StringVar(&o.admin, "admin", "127.0.0.1:9100", "admin listen `address` for /healthz, /readyz and /metrics; empty to disable")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.IntVar(&o.publicHTTPSPort, "public-https-port", 0, "the `port` clients reach the HTTPS listener on, named in redirects and links (default 443; on a loopback -https, its own port)")
 	fs.BoolVar(&o.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the admin listener")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: autodiscover-proxy serve [-config FILE] [-https ADDR] [-http ADDR] [-admin ADDR] [-log-format text|json]\n\n"+
@@ -106,7 +108,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		s.TLSConfig = svc.tlsConfig(cfg)
 		httpsLn = listeners[len(listeners)-1]
-		svc.srv.HTTPSPort = httpsLn.Addr().(*net.TCPAddr).Port
+		svc.srv.HTTPSPort = publicHTTPSPort(o.publicHTTPSPort, httpsLn.Addr().(*net.TCPAddr))
 	}
 	if *httpAddr != "" {
 		if _, err := listen("http", *httpAddr, svc.httpHandler()); err != nil {
@@ -171,6 +173,19 @@ wait:
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// publicHTTPSPort is the port clients reach HTTPS on: the one given, else
+// 443 (the listener sits behind a port mapping, a load balancer or an
+// ingress), but in development on loopback the listener's own port.
+func publicHTTPSPort(given int, ln *net.TCPAddr) int {
+	switch {
+	case given != 0:
+		return given
+	case ln.IP.IsLoopback():
+		return ln.Port
+	}
+	return 443
 }
 
 // parseFlags parses and refuses stray arguments.
