@@ -160,7 +160,6 @@ func (c *compiler) compile(d *config.Domain) (*answers, error) {
 	return a, nil
 }
 
-
 func mobileSync() *xmlschema.MobileSyncResponse {
 	url := xmlschema.Slot(slotActiveSyncURL)
 	return &xmlschema.MobileSyncResponse{

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 )
 
 // clientIP is the peer address, or, when the peer is a trusted proxy, the
@@ -58,4 +59,27 @@ func parseAddr(s string) netip.Addr {
 		return netip.Addr{}
 	}
 	return a.Unmap()
+}
+
+// peerSet remembers peers seen, up to a bound; past it, it starts afresh.
+type peerSet struct {
+	mu   sync.Mutex
+	seen map[netip.Addr]bool
+}
+
+// maxRememberedPeers bounds peerSet: a few hundred bytes each at most.
+const maxRememberedPeers = 1024
+
+// firstTime reports whether a is new to the set, and adds it.
+func (p *peerSet) firstTime(a netip.Addr) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seen[a] {
+		return false
+	}
+	if p.seen == nil || len(p.seen) >= maxRememberedPeers {
+		p.seen = map[netip.Addr]bool{}
+	}
+	p.seen[a] = true
+	return true
 }

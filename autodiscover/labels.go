@@ -38,4 +38,5 @@ const (
 	OutcomeUnsupportedProfile  Outcome = "unsupported_profile"  // profile type not offered for the domain
 	OutcomeNotFound            Outcome = "not_found"            // no such URL
 	OutcomeMethodNotAllowed    Outcome = "method_not_allowed"   // known URL, wrong method
+	OutcomeUntrustedProxy      Outcome = "untrusted_proxy"      // X-Forwarded-Proto: https from a peer outside trusted_proxies
 )

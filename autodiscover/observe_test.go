@@ -86,8 +86,17 @@ func TestForwardedProto(t *testing.T) {
 	if !strings.Contains(logs.String(), "client=198.51.100.9") {
 		t.Errorf("client IP from X-Forwarded-For not logged:\n%s", logs.String())
 	}
-	if w := post("203.0.113.5:1234", "https"); w.Code != http.StatusPermanentRedirect {
-		t.Errorf("untrusted peer claiming https: %d, want 308 to https", w.Code)
+	// An untrusted peer claiming https: a redirect to https would loop
+	// through the proxy; a clear error instead, and one warning per peer.
+	logs.Reset()
+	for range 3 {
+		if w := post("203.0.113.5:1234", "https"); w.Code != http.StatusBadRequest || w.Header().Get("Location") != "" || !strings.Contains(w.Body.String(), "trust") {
+			t.Errorf("untrusted peer claiming https: %d Location %q, want 400 and no redirect", w.Code, w.Header().Get("Location"))
+		}
+	}
+	post("203.0.113.6:1234", "https")
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 || !strings.Contains(logs.String(), "peer=203.0.113.5") || !strings.Contains(logs.String(), "trusted_proxies=[10.0.0.0/8]") || !strings.Contains(logs.String(), "outcome=untrusted_proxy") {
+		t.Errorf("want one warning per untrusted peer naming it and trusted_proxies, got %d:\n%s", n, logs.String())
 	}
 	if w := post("10.0.0.5:1234", "http"); w.Code != http.StatusPermanentRedirect {
 		t.Errorf("trusted proxy, http: %d, want 308", w.Code)

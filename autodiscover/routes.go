@@ -48,13 +48,32 @@ func (s *Server) httpsRoutes() *mux.Router {
 // trusted proxy that carry X-Forwarded-Proto: https get the HTTPS routes.
 func (s *Server) HTTPHandler() http.Handler {
 	plain, viaTLS := s.observe(caseless(s.httpRoutes())), s.HTTPSHandler()
+	untrusted := s.observe(http.HandlerFunc(s.untrustedProxy))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Forwarded-Proto") == "https" && fromTrustedProxy(r, s.site.Load().cfg.TrustedProxies) {
+		switch {
+		case r.Header.Get("X-Forwarded-Proto") != "https":
+			plain.ServeHTTP(w, r)
+		case fromTrustedProxy(r, s.site.Load().cfg.TrustedProxies):
 			viaTLS.ServeHTTP(w, r)
-			return
+		default:
+			untrusted.ServeHTTP(w, r)
 		}
-		plain.ServeHTTP(w, r)
 	})
+}
+
+// untrustedProxy answers a plain-HTTP request that says it reached a proxy
+// over https, from a peer not in trusted_proxies: redirecting it to https
+// would send it round the proxy again, for ever. The log says so once per
+// peer.
+func (s *Server) untrustedProxy(w http.ResponseWriter, r *http.Request) {
+	rec := recordOf(w)
+	rec.dialect, rec.outcome = DialectHTTP, OutcomeUntrustedProxy
+	peer := parseAddr(r.RemoteAddr)
+	if s.untrustedPeers.firstTime(peer) {
+		s.Log.Warn("a request says X-Forwarded-Proto: https, but its peer is not in trusted_proxies: add the proxy's address or range there",
+			"peer", peer.String(), "trusted_proxies", s.site.Load().cfg.TrustedProxies)
+	}
+	http.Error(w, "This request came through a proxy that autodiscover-proxy does not trust (X-Forwarded-Proto from an address outside trusted_proxies).", http.StatusBadRequest)
 }
 
 // httpRoutes is the routing table over plain HTTP.

@@ -36,8 +36,9 @@ type Server struct {
 	// UpstreamClient talks to domains' upstreams (NewUpstreamClient).
 	UpstreamClient *http.Client
 
-	cache      upstreamCache
-	addressKey []byte // for hashAddress
+	cache          upstreamCache
+	untrustedPeers peerSet // peers warned about (untrustedProxy)
+	addressKey     []byte  // for hashAddress
 }
 
 // site is one loaded config with its prebuilt answers.

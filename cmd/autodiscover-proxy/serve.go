@@ -81,6 +81,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *configFile == "" {
 		log.Info("no -config given: serving the embedded default (example.com, microsoft365)")
 	}
+	if *httpsAddr == "" && *httpAddr != "" && len(cfg.TrustedProxies) == 0 {
+		log.Warn("-https is empty but trusted_proxies is too: behind a TLS-terminating proxy, requests that reached it over https are answered as plain HTTP; list the proxy's addresses in trusted_proxies")
+	}
 
 	// Listen first, so the ports are known (and printed) before serving.
 	var servers []*http.Server

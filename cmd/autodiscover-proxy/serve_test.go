@@ -254,3 +254,33 @@ func writeCertificate(t *testing.T, dir string, names ...string) *x509.CertPool 
 	c.WriteFiles(t, dir)
 	return c.Roots
 }
+
+// Behind a TLS-terminating proxy (-https "") without trusted_proxies, every
+// request would be answered as plain HTTP: serve warns at start.
+func TestServeWarnsBehindProxyWithoutTrustedProxies(t *testing.T) {
+	dir := t.TempDir()
+	trusting := filepath.Join(dir, "trusting.yaml")
+	os.WriteFile(trusting, []byte("trusted_proxies: [10.0.0.0/8]\ndomains:\n  - name: contoso.com\n    provider: microsoft365\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		warn bool
+	}{
+		{nil, true},
+		{[]string{"-config", trusting}, false},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		stdout, stderr := &syncBuffer{}, &syncBuffer{}
+		done := make(chan int, 1)
+		go func() {
+			done <- run(ctx, append([]string{"serve", "-https", "", "-http", "127.0.0.1:0", "-admin", ""}, tc.args...), stdout, stderr)
+		}()
+		waitFor(t, "serve to announce itself", func() bool { return strings.Contains(stdout.String(), "serving") })
+		cancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("%v: exit %d\n%s", tc.args, code, stderr)
+		}
+		if got := strings.Contains(stderr.String(), "trusted_proxies is too"); got != tc.warn {
+			t.Errorf("%v: warned %v, want %v:\n%s", tc.args, got, tc.warn, stderr)
+		}
+	}
+}
