@@ -15,8 +15,8 @@ import (
 // version (a tag, or a pseudo-version from the VCS stamp) and the commit.
 type buildInfo struct {
 	version, revision, time string
-	modified               bool
-	goVersion              string
+	modified                bool
+	goVersion               string
 }
 
 func readBuildInfo() buildInfo {
