@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/autodiscover"
+	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 )
 
@@ -39,8 +43,63 @@ func checkConfig(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := autodiscover.New(cfg); err != nil {
 		return err
 	}
+	warnings, err := checkCertificates(cfg)
+	if err != nil {
+		return err
+	}
 	printSummary(stdout, *file, cfg)
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	return nil
+}
+
+// checkCertificates checks what serve would refuse or fail at: certificate
+// files that do not load or do not match (an error), a certificate that
+// does not name every configured host (a warning: clients refuse those
+// hosts), an ACME cache directory serve cannot write (an error).
+func checkCertificates(cfg *config.Config) (warnings []string, err error) {
+	switch {
+	case cfg.TLS.CertFile != "":
+		pair, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
+		}
+		leaf, err := certs.Leaf(&pair)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file %s: %w", cfg.TLS.CertFile, err)
+		}
+		var uncovered []string
+		for _, h := range cfg.CertificateHosts() {
+			if leaf.VerifyHostname(h) != nil {
+				uncovered = append(uncovered, h)
+			}
+		}
+		if len(uncovered) > 0 {
+			warnings = append(warnings, fmt.Sprintf("the certificate in %s does not name %s: clients refuse those hosts; add them to the certificate", cfg.TLS.CertFile, strings.Join(uncovered, ", ")))
+		}
+		if time.Now().After(leaf.NotAfter) {
+			warnings = append(warnings, fmt.Sprintf("the certificate in %s expired on %s", cfg.TLS.CertFile, leaf.NotAfter.Format(time.DateOnly)))
+		}
+	case cfg.TLS.ACME != nil:
+		if err := writableDir(cfg.TLS.ACME.CacheDir); err != nil {
+			return nil, fmt.Errorf("tls.acme.cache_dir: %w; serve could keep no account key or certificate", err)
+		}
+	}
+	return warnings, nil
+}
+
+// writableDir makes dir as autocert would (0700) and writes a file in it.
+func writableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".check-config-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 func printSummary(w io.Writer, file string, cfg *config.Config) {

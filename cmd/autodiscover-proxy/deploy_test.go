@@ -20,6 +20,13 @@ import (
 
 const deployDir = "../../deploy"
 
+// What the image, the package and the unit agree on.
+const (
+	installedBinary = "/usr/bin/autodiscover-proxy"
+	imageUser       = "65532"
+	defaultImage    = "localhost/autodiscover-proxy:latest" // deploy/build-image's default tag
+)
+
 // parseServe parses serve's arguments with the binary's own flag set.
 func parseServe(t *testing.T, where string, args []string) *serveOptions {
 	t.Helper()
@@ -90,15 +97,16 @@ func readDockerfile(t *testing.T) dockerfile {
 func TestDeployDockerfileAndCompose(t *testing.T) {
 	d := readDockerfile(t)
 	o := parseServe(t, "Dockerfile CMD", d.cmd)
-	if len(d.entrypoint) != 1 || d.entrypoint[0] != "/usr/local/bin/autodiscover-proxy" {
-		t.Errorf("ENTRYPOINT %q", d.entrypoint)
+	if len(d.entrypoint) != 1 || d.entrypoint[0] != installedBinary {
+		t.Errorf("ENTRYPOINT %q, want %s", d.entrypoint, installedBinary)
 	}
 	want := []string{port(t, o.https), port(t, o.http), port(t, o.admin)}
 	if !slices.Equal(d.expose, want) {
 		t.Errorf("EXPOSE %v, but CMD listens on %v", d.expose, want)
 	}
-	if !strings.HasPrefix(d.user, "nonroot") {
-		t.Errorf("USER %q: the image must run as non-root", d.user)
+	// Kubernetes' runAsNonRoot accepts only a numeric user, not a name.
+	if uid, gid, ok := strings.Cut(d.user, ":"); !ok || uid != imageUser || gid != imageUser {
+		t.Errorf("USER %q, want %s:%s (numeric, non-root)", d.user, imageUser, imageUser)
 	}
 	if !strings.HasPrefix("/var/lib/autodiscover-proxy/acme", d.volume) {
 		t.Errorf("VOLUME %q does not hold the ACME cache_dir of config.production.yaml", d.volume)
@@ -106,7 +114,7 @@ func TestDeployDockerfileAndCompose(t *testing.T) {
 
 	var compose struct {
 		Services map[string]struct {
-			Build   struct{ Dockerfile string }
+			Image   string
 			Ports   []string
 			Volumes []string
 		}
@@ -116,8 +124,11 @@ func TestDeployDockerfileAndCompose(t *testing.T) {
 	if !ok {
 		t.Fatal("docker-compose.yml has no autodiscover-proxy service")
 	}
-	if svc.Build.Dockerfile != "deploy/Dockerfile" {
-		t.Errorf("compose builds %q", svc.Build.Dockerfile)
+	if script, _ := os.ReadFile(filepath.Join(deployDir, "build-image")); !bytes.Contains(script, []byte("tag=${1:-"+defaultImage+"}")) {
+		t.Errorf("deploy/build-image does not tag %s by default", defaultImage)
+	}
+	if svc.Image != defaultImage {
+		t.Errorf("compose runs image %q; deploy/build-image tags %q", svc.Image, defaultImage)
 	}
 	published := map[string]string{}
 	for _, p := range svc.Ports {

@@ -260,3 +260,41 @@ func TestPprofOffByDefault(t *testing.T) {
 		t.Errorf("pprof with -pprof: %d", code)
 	}
 }
+
+// check-config refuses what serve would refuse or fail at: certificate
+// files that are missing or do not match, an ACME cache it cannot write;
+// and warns of a certificate that does not name every configured host.
+func TestCheckConfigCertificates(t *testing.T) {
+	dir := t.TempDir()
+	writeCertificate(t, dir, "autodiscover.contoso.com", "autoconfig.contoso.com")
+	other := filepath.Join(dir, "other")
+	os.Mkdir(other, 0o700)
+	writeCertificate(t, other, "autodiscover.contoso.com", "autoconfig.contoso.com")
+	os.WriteFile(filepath.Join(dir, "a-file"), nil, 0o600)
+	domains := "domains:\n  - name: contoso.com\n    provider: microsoft365\n"
+	for _, tc := range []struct {
+		name, tls string
+		code      int
+		want      string
+	}{
+		{"matching pair", "tls: {cert_file: cert.pem, key_file: key.pem}\n", 0, "OK, 1 domain(s)"},
+		{"missing files", "tls: {cert_file: nope.pem, key_file: key.pem}\n", 1, "nope.pem: no such file"},
+		{"key of another pair", "tls: {cert_file: cert.pem, key_file: other/key.pem}\n", 1, "private key does not match public key"},
+		{"a host not named", "tls: {cert_file: cert.pem, key_file: key.pem}\ndomains:\n  - name: fabrikam.com\n    provider: microsoft365\n", 0,
+			"warning: the certificate in " + filepath.Join(dir, "cert.pem") + " does not name autodiscover.fabrikam.com, autoconfig.fabrikam.com"},
+		{"ACME cache writable", "tls: {acme: {email: a@contoso.com, cache_dir: " + filepath.Join(dir, "acme") + "}}\n", 0, "certificates: ACME"},
+		{"ACME cache under a file", "tls: {acme: {email: a@contoso.com, cache_dir: " + filepath.Join(dir, "a-file", "acme") + "}}\n", 1, "tls.acme.cache_dir: mkdir"},
+	} {
+		cfg := filepath.Join(dir, "config.yaml")
+		doc := tc.tls
+		if !strings.Contains(doc, "domains:") {
+			doc += domains
+		}
+		os.WriteFile(cfg, []byte(doc), 0o600)
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"check-config", "-config", cfg}, &out, &errb)
+		if code != tc.code || !strings.Contains(out.String()+errb.String(), tc.want) {
+			t.Errorf("%s: exit %d, want %d and %q:\n%s%s", tc.name, code, tc.code, tc.want, out.String(), errb.String())
+		}
+	}
+}

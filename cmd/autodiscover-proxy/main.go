@@ -9,6 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// Mozilla's root certificates, used only where the system has none (the
+	// container image holds the binary alone): upstreams and the ACME CA are
+	// verified everywhere.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 const usage = `usage: autodiscover-proxy <command> [flags]
