@@ -4,18 +4,25 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 	yaml "go.yaml.in/yaml/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 const deployDir = "../../deploy"
@@ -160,149 +167,151 @@ func readYAML(t *testing.T, name string, v any) {
 	}
 }
 
-type k8sPort struct {
-	Name          string
-	ContainerPort int    `yaml:"containerPort"`
-	Port          int    `yaml:"port"`
-	TargetPort    string `yaml:"targetPort"`
-}
-
-type k8sProbe struct {
-	HTTPGet struct {
-		Path string
-		Port string
-	} `yaml:"httpGet"`
-}
-
-type k8sDoc struct {
-	Kind     string
-	Metadata struct {
-		Name        string
-		Labels      map[string]string
-		Annotations map[string]string
+// k8sObjects decodes every document of a manifest strictly into the
+// k8s.io/api types: an unknown or misspelt field fails, as kubectl's
+// server-side validation would refuse it.
+func k8sObjects(t *testing.T, name string) map[string][]byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(deployDir, name))
+	if err != nil {
+		t.Fatal(err)
 	}
-	Data map[string]string
-	Spec struct {
-		Replicas     int
-		MinAvailable int `yaml:"minAvailable"`
-		Selector     struct {
-			MatchLabels map[string]string `yaml:"matchLabels"`
+	docs := map[string][]byte{}
+	for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
+		var meta metav1.TypeMeta
+		if err := sigsyaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
-		Template struct {
-			Metadata struct{ Labels map[string]string }
-			Spec     struct {
-				Containers []struct {
-					Args           []string
-					Ports          []k8sPort
-					ReadinessProbe k8sProbe `yaml:"readinessProbe"`
-					LivenessProbe  k8sProbe `yaml:"livenessProbe"`
-					Resources      struct{ Limits map[string]string }
-					VolumeMounts   []struct {
-						Name      string
-						MountPath string `yaml:"mountPath"`
-					} `yaml:"volumeMounts"`
-				}
-				Volumes []struct {
-					Name      string
-					ConfigMap struct{ Name string } `yaml:"configMap"`
-				}
-			}
+		if meta.Kind == "" {
+			continue
 		}
-		Ports []k8sPort
-		TLS   []struct{ Hosts []string }
-		Rules []struct {
-			Host string
-			HTTP struct {
-				Paths []struct {
-					Backend struct {
-						Service struct {
-							Name string
-							Port struct{ Name string }
-						}
-					}
-				}
-			} `yaml:"http"`
-		}
+		docs[meta.Kind] = []byte(doc)
+	}
+	return docs
+}
+
+func strictly(t *testing.T, kind string, doc []byte, v any) {
+	t.Helper()
+	if err := sigsyaml.UnmarshalStrict(doc, v); err != nil {
+		t.Fatalf("%s does not decode strictly into its k8s.io/api type: %v", kind, err)
 	}
 }
 
 func TestDeployKubernetes(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(deployDir, "kubernetes", "autodiscover-proxy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs := map[string]k8sDoc{}
-	var serviceSelector map[string]string
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var n yaml.Node
-		if err := dec.Decode(&n); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
+	docs := k8sObjects(t, "kubernetes/autodiscover-proxy.yaml")
+	var (
+		cm  corev1.ConfigMap
+		dep appsv1.Deployment
+		svc corev1.Service
+		pdb policyv1.PodDisruptionBudget
+		ing networkingv1.Ingress
+	)
+	for kind, v := range map[string]any{"ConfigMap": &cm, "Deployment": &dep, "Service": &svc, "PodDisruptionBudget": &pdb, "Ingress": &ing} {
+		doc, ok := docs[kind]
+		if !ok {
+			t.Fatalf("no %s manifest", kind)
 		}
-		var d k8sDoc
-		if err := n.Decode(&d); err != nil {
-			t.Fatal(err)
-		}
-		if d.Kind == "Service" {
-			var s struct {
-				Spec struct{ Selector map[string]string }
-			}
-			n.Decode(&s)
-			serviceSelector = s.Spec.Selector
-		}
-		docs[d.Kind] = d
+		strictly(t, kind, doc, v)
 	}
-	for _, k := range []string{"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "Ingress"} {
-		if _, ok := docs[k]; !ok {
-			t.Fatalf("no %s manifest", k)
-		}
+	// The check can fail: a misspelt field is refused.
+	var probe appsv1.Deployment
+	if sigsyaml.UnmarshalStrict([]byte("apiVersion: apps/v1\nkind: Deployment\nspec:\n  replica: 2\n"), &probe) == nil {
+		t.Fatal("strict decoding accepts an unknown field: the check above would prove nothing")
 	}
-	dep, cm, svc, pdb, ing := docs["Deployment"], docs["ConfigMap"], docs["Service"], docs["PodDisruptionBudget"], docs["Ingress"]
-	if dep.Spec.Replicas < 2 {
-		t.Errorf("replicas %d, want >= 2", dep.Spec.Replicas)
+
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas < 2 {
+		t.Errorf("replicas %v, want >= 2", dep.Spec.Replicas)
 	}
-	c := dep.Spec.Template.Spec.Containers[0]
+	pod := dep.Spec.Template.Spec
+	c := pod.Containers[0]
 	o := parseServe(t, "Deployment args", c.Args)
 	if o.https != "" {
 		t.Errorf("-https %q: TLS ends at the ingress, the pod serves plain HTTP", o.https)
 	}
+
+	// The image: pushable reference, numeric non-root user as in the Dockerfile.
+	if ref := c.Image; !regexp.MustCompile(`^[a-z0-9.-]+\.[a-z]+(:\d+)?/[a-z0-9./-]+:[\w.-]+$`).MatchString(ref) {
+		t.Errorf("image %q: want registry/name:tag, a reference one can build and push", ref)
+	} else if readme, _ := os.ReadFile("../../README.md"); !bytes.Contains(readme, []byte("deploy/build-image "+ref)) || !bytes.Contains(readme, []byte("push "+ref)) {
+		t.Errorf("README does not show how to build and push %s", ref)
+	}
+	d := readDockerfile(t)
+	sc := pod.SecurityContext
+	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || sc.RunAsGroup == nil ||
+		d.user != strconv.FormatInt(*sc.RunAsUser, 10)+":"+strconv.FormatInt(*sc.RunAsGroup, 10) {
+		t.Errorf("pod securityContext %+v; the image runs as %s, and runAsNonRoot needs a numeric runAsUser", sc, d.user)
+	}
+	if csc := c.SecurityContext; csc == nil || csc.ReadOnlyRootFilesystem == nil || !*csc.ReadOnlyRootFilesystem ||
+		csc.AllowPrivilegeEscalation == nil || *csc.AllowPrivilegeEscalation {
+		t.Errorf("container securityContext %+v: want a read-only root filesystem and no privilege escalation", csc)
+	}
+
+	// Memory: a limit above the measured peak, and GOMEMLIMIT from a resource field below it.
+	limit, request := c.Resources.Limits.Memory(), c.Resources.Requests.Memory()
+	if limit.Value() < 2*64<<20 || c.Resources.Limits.Cpu().IsZero() {
+		t.Errorf("limits %v: memory must be well above the measured 64 MB peak", c.Resources.Limits)
+	}
+	var memlimit *corev1.EnvVar
+	for i := range c.Env {
+		if c.Env[i].Name == "GOMEMLIMIT" {
+			memlimit = &c.Env[i]
+		}
+	}
+	if memlimit == nil || memlimit.ValueFrom == nil || memlimit.ValueFrom.ResourceFieldRef == nil {
+		t.Errorf("no GOMEMLIMIT from a resourceFieldRef: %+v", c.Env)
+	} else if ref := memlimit.ValueFrom.ResourceFieldRef; ref.Resource != "requests.memory" || request.Cmp(*limit) >= 0 || !ref.Divisor.IsZero() && ref.Divisor.Value() != 1 {
+		t.Errorf("GOMEMLIMIT from %+v with request %v and limit %v: want bytes of a request below the limit (headroom for what is not heap)", ref, request, limit)
+	}
+
 	ports := map[string]string{}
 	for _, p := range c.Ports {
-		ports[p.Name] = itoa(p.ContainerPort)
+		ports[p.Name] = strconv.Itoa(int(p.ContainerPort))
 	}
 	if ports["http"] != port(t, o.http) || ports["admin"] != port(t, o.admin) {
 		t.Errorf("container ports %v; serve listens on http %s, admin %s", ports, o.http, o.admin)
 	}
-	if p := c.ReadinessProbe.HTTPGet; p.Path != "/readyz" || p.Port != "admin" {
+	if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" || p.HTTPGet.Port.String() != "admin" {
 		t.Errorf("readiness probe %+v", p)
 	}
-	if p := c.LivenessProbe.HTTPGet; p.Path != "/healthz" || p.Port != "admin" {
+	if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.HTTPGet.Port.String() != "admin" {
 		t.Errorf("liveness probe %+v", p)
 	}
-	if c.Resources.Limits["cpu"] == "" || c.Resources.Limits["memory"] == "" {
-		t.Errorf("resource limits %v", c.Resources.Limits)
+
+	// Volumes: the config from the ConfigMap, the ingress's TLS secret where the config reads it.
+	mounts := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.Name] = m.MountPath
 	}
-	if len(c.VolumeMounts) == 0 || c.VolumeMounts[0].MountPath != filepath.Dir(o.config) {
-		t.Errorf("config mount %+v, serve reads %s", c.VolumeMounts, o.config)
+	volumes := map[string]corev1.VolumeSource{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = v.VolumeSource
 	}
-	if v := dep.Spec.Template.Spec.Volumes; len(v) == 0 || v[0].ConfigMap.Name != cm.Metadata.Name {
-		t.Errorf("volume %+v does not use ConfigMap %s", v, cm.Metadata.Name)
+	if v := volumes["config"]; v.ConfigMap == nil || v.ConfigMap.Name != cm.Name || mounts["config"] != filepath.Dir(o.config) {
+		t.Errorf("config volume %+v at %s; serve reads %s from ConfigMap %s", v, mounts["config"], o.config, cm.Name)
 	}
 	cfgText, ok := cm.Data[filepath.Base(o.config)]
 	if !ok {
 		t.Fatalf("ConfigMap has no key %s", filepath.Base(o.config))
 	}
-	cfg, err := config.Parse([]byte(cfgText), "ConfigMap", "")
+	cfg, err := config.Parse([]byte(cfgText), "ConfigMap", filepath.Dir(o.config))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cfg.TrustedProxies) == 0 {
 		t.Error("the ConfigMap's config trusts no proxy: X-Forwarded-Proto from the ingress would be ignored")
 	}
-	labels := dep.Spec.Template.Metadata.Labels
-	for what, sel := range map[string]map[string]string{"Deployment": dep.Spec.Selector.MatchLabels, "Service": serviceSelector, "PodDisruptionBudget": pdb.Spec.Selector.MatchLabels} {
+	if len(ing.Spec.TLS) != 1 {
+		t.Fatalf("Ingress TLS %+v", ing.Spec.TLS)
+	}
+	secret := volumes["tls"]
+	if secret.Secret == nil || secret.Secret.SecretName != ing.Spec.TLS[0].SecretName ||
+		cfg.TLS.CertFile != filepath.Join(mounts["tls"], "tls.crt") || cfg.TLS.KeyFile != filepath.Join(mounts["tls"], "tls.key") {
+		t.Errorf("the ingress's certificate (secret %s) is not mounted where tls.cert_file/key_file (%s, %s) read it: volume %+v at %s; without it profiles go unsigned",
+			ing.Spec.TLS[0].SecretName, cfg.TLS.CertFile, cfg.TLS.KeyFile, secret, mounts["tls"])
+	}
+
+	labels := dep.Spec.Template.Labels
+	for what, sel := range map[string]map[string]string{"Deployment": dep.Spec.Selector.MatchLabels, "Service": svc.Spec.Selector, "PodDisruptionBudget": pdb.Spec.Selector.MatchLabels} {
 		if len(sel) == 0 {
 			t.Errorf("%s has an empty selector", what)
 		}
@@ -312,20 +321,20 @@ func TestDeployKubernetes(t *testing.T) {
 			}
 		}
 	}
-	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort != "http" {
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.String() != "http" {
 		t.Errorf("Service ports %+v", svc.Spec.Ports)
 	}
-	if pdb.Spec.MinAvailable < 1 || pdb.Spec.MinAvailable >= dep.Spec.Replicas {
-		t.Errorf("PDB minAvailable %d with %d replicas", pdb.Spec.MinAvailable, dep.Spec.Replicas)
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() < 1 || pdb.Spec.MinAvailable.IntValue() >= int(*dep.Spec.Replicas) {
+		t.Errorf("PDB minAvailable %v with %d replicas", pdb.Spec.MinAvailable, *dep.Spec.Replicas)
 	}
-	if ing.Metadata.Annotations["cert-manager.io/cluster-issuer"] == "" {
+	if ing.Annotations["cert-manager.io/cluster-issuer"] == "" {
 		t.Error("Ingress has no cert-manager issuer")
 	}
 	var ruleHosts []string
 	for _, r := range ing.Spec.Rules {
 		ruleHosts = append(ruleHosts, r.Host)
 		for _, p := range r.HTTP.Paths {
-			if b := p.Backend.Service; b.Name != svc.Metadata.Name || b.Port.Name != svc.Spec.Ports[0].Name {
+			if b := p.Backend.Service; b == nil || b.Name != svc.Name || b.Port.Name != svc.Spec.Ports[0].Name {
 				t.Errorf("rule %s sends to %+v", r.Host, b)
 			}
 		}
@@ -339,8 +348,6 @@ func TestDeployKubernetes(t *testing.T) {
 		t.Errorf("Ingress rules %v and TLS %v; the config serves %v", ruleHosts, tlsHosts, want)
 	}
 }
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func readUnit(t *testing.T) map[string][]string {
 	t.Helper()
@@ -360,8 +367,8 @@ func readUnit(t *testing.T) map[string][]string {
 func TestDeploySystemdUnit(t *testing.T) {
 	u := readUnit(t)
 	execStart := strings.Fields(u["ExecStart"][0])
-	if execStart[0] != "/usr/local/bin/autodiscover-proxy" {
-		t.Errorf("ExecStart binary %s", execStart[0])
+	if execStart[0] != installedBinary {
+		t.Errorf("ExecStart binary %s, want %s (where the package installs it)", execStart[0], installedBinary)
 	}
 	o := parseServe(t, "ExecStart", execStart[1:])
 	if filepath.Dir(o.config) != "/etc/"+u["ConfigurationDirectory"][0] {
@@ -410,7 +417,7 @@ func TestDeploySystemdAnalyzeVerify(t *testing.T) {
 	}
 	data, _ := os.ReadFile(filepath.Join(deployDir, "autodiscover-proxy.service"))
 	unit := filepath.Join(dir, "autodiscover-proxy.service")
-	os.WriteFile(unit, bytes.ReplaceAll(data, []byte("/usr/local/bin/autodiscover-proxy"), []byte(bin)), 0o644)
+	os.WriteFile(unit, bytes.ReplaceAll(data, []byte(installedBinary), []byte(bin)), 0o644)
 	if out, err := verify(unit); err != nil || out != "" {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}

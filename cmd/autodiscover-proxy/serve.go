@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -270,14 +271,14 @@ func setMemoryLimit(log *slog.Logger, provider memlimit.Provider) {
 
 // announce prints what is served and one command to try.
 func announce(w io.Writer, cfg *config.Config, all []net.Listener, httpsLn, httpLn net.Listener) {
-	fmt.Fprintf(w, "autodiscover-proxy serving %d domain(s)", len(cfg.Domains))
+	var on []string
 	if httpsLn != nil {
-		fmt.Fprintf(w, " on https://%s", httpsLn.Addr())
+		on = append(on, "https://"+httpsLn.Addr().String())
 	}
 	if httpLn != nil {
-		fmt.Fprintf(w, " and http://%s", httpLn.Addr())
+		on = append(on, "http://"+httpLn.Addr().String())
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "autodiscover-proxy serving %d domain(s) on %s\n", len(cfg.Domains), strings.Join(on, " and "))
 	if admin := all[len(all)-1]; admin != httpsLn && admin != httpLn {
 		fmt.Fprintf(w, "admin: http://%s/healthz, /readyz, /metrics\n", admin.Addr())
 	}

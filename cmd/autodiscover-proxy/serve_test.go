@@ -284,3 +284,45 @@ func TestServeWarnsBehindProxyWithoutTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// Behind an ingress (-https "") the configured certificate files, the
+// ingress's own, still sign Apple profiles, and /readyz needs them.
+func TestServeSignsBehindIngress(t *testing.T) {
+	dir := t.TempDir()
+	writeCertificate(t, dir, "autodiscover.contoso.com", "autoconfig.contoso.com")
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte("trusted_proxies: [127.0.0.1/32]\ntls: {cert_file: cert.pem, key_file: key.pem}\ndomains:\n  - name: contoso.com\n    provider: google-workspace\n"), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-config", cfg, "-https", "", "-http", "127.0.0.1:0", "-admin", ""}, stdout, stderr)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("exit %d:\n%s", code, stderr)
+		}
+	}()
+	var addr string
+	waitFor(t, "serve to announce itself", func() bool {
+		m := regexp.MustCompile(`on http://(\S+)`).FindStringSubmatch(stdout.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	req, _ := http.NewRequest("GET", "http://"+addr+"/mobileconfig?email=jane@contoso.com", nil)
+	req.Host = "autodiscover.contoso.com"
+	req.Header.Set("X-Forwarded-Proto", "https")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// A signed profile is DER (CMS SignedData), an unsigned one an XML plist.
+	if resp.StatusCode != 200 || len(body) == 0 || body[0] != 0x30 {
+		t.Errorf("profile behind the ingress: %d, starts %q: not signed", resp.StatusCode, body[:min(len(body), 20)])
+	}
+}

@@ -57,7 +57,9 @@ func newService(cfgFile string, cfg *config.Config, withTLS bool, log *slog.Logg
 	}
 	srv.Log, srv.Metrics = log, autodiscover.NewMetrics(s.reg)
 	s.srv = srv
-	if withTLS {
+	// Behind a TLS-terminating ingress (no HTTPS listener), the ingress's
+	// certificate files, when configured, still sign the Apple profiles.
+	if withTLS || cfg.TLS.CertFile != "" {
 		if err := s.newCertificates(cfg); err != nil {
 			return nil, err
 		}
