@@ -325,4 +325,16 @@ func TestServeSignsBehindIngress(t *testing.T) {
 	if resp.StatusCode != 200 || len(body) == 0 || body[0] != 0x30 {
 		t.Errorf("profile behind the ingress: %d, starts %q: not signed", resp.StatusCode, body[:min(len(body), 20)])
 	}
+	// And the setup page does not tell people it is a development setup.
+	req, _ = http.NewRequest("GET", "http://"+addr+"/setup?email=jane@contoso.com", nil)
+	req.Host = "autodiscover.contoso.com"
+	req.Header.Set("X-Forwarded-Proto", "https")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || bytes.Contains(page, []byte("development setup")) || !bytes.Contains(page, []byte("mobileconfig")) {
+		t.Errorf("setup page behind the ingress: %d, says development setup: %v", resp.StatusCode, bytes.Contains(page, []byte("development setup")))
+	}
 }
