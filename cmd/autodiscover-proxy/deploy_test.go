@@ -47,6 +47,17 @@ func parseServe(t *testing.T, where string, args []string) *serveOptions {
 	return o
 }
 
+// adminPort is serve's default admin port, which every deploy file uses:
+// not node_exporter's 9100, taken on most hosts Prometheus monitors.
+func adminPort(t *testing.T) string {
+	_, o := serveFlags(io.Discard)
+	p := port(t, o.admin)
+	if p == "9100" {
+		t.Fatal("the default admin port is node_exporter's 9100")
+	}
+	return p
+}
+
 func port(t *testing.T, addr string) string {
 	t.Helper()
 	_, p, err := net.SplitHostPort(addr)
@@ -142,7 +153,7 @@ func TestDeployDockerfileAndCompose(t *testing.T) {
 		parts := strings.Split(p, ":")
 		published[parts[len(parts)-2]] = parts[len(parts)-1]
 	}
-	if published["443"] != port(t, o.https) || published["80"] != port(t, o.http) || published["9100"] != port(t, o.admin) {
+	if published["443"] != port(t, o.https) || published["80"] != port(t, o.http) || published[adminPort(t)] != port(t, o.admin) {
 		t.Errorf("compose publishes %v; the image listens on https %s, http %s, admin %s", published, o.https, o.http, o.admin)
 	}
 	var mountsConfig, mountsCache bool
@@ -267,7 +278,7 @@ func TestDeployKubernetes(t *testing.T) {
 	for _, p := range c.Ports {
 		ports[p.Name] = strconv.Itoa(int(p.ContainerPort))
 	}
-	if ports["http"] != port(t, o.http) || ports["admin"] != port(t, o.admin) {
+	if ports["http"] != port(t, o.http) || ports["admin"] != port(t, o.admin) || ports["admin"] != adminPort(t) {
 		t.Errorf("container ports %v; serve listens on http %s, admin %s", ports, o.http, o.admin)
 	}
 	if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" || p.HTTPGet.Port.String() != "admin" {
@@ -385,8 +396,8 @@ func TestDeploySystemdUnit(t *testing.T) {
 			t.Errorf("%s=%v, want %s", k, u[k], want)
 		}
 	}
-	if port(t, o.https) != "443" || port(t, o.http) != "80" {
-		t.Errorf("unit listens on %s and %s; it exists to bind 443 and 80", o.https, o.http)
+	if port(t, o.https) != "443" || port(t, o.http) != "80" || port(t, o.admin) != adminPort(t) {
+		t.Errorf("unit listens on %s, %s and admin %s; it exists to bind 443 and 80, and admin on the default %s", o.https, o.http, o.admin, adminPort(t))
 	}
 }
 

@@ -44,7 +44,9 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.config, "config", "", "config `file` (default: the embedded example.com on microsoft365)")
 	fs.StringVar(&o.https, "https", "127.0.0.1:8443", "HTTPS listen `address`; empty when a TLS-terminating proxy sends to -http")
 	fs.StringVar(&o.http, "http", "127.0.0.1:8080", "plain-HTTP listen `address` (ACME http-01, autoconfig, redirects); empty to disable")
-	fs.StringVar(&o.admin, "admin", "127.0.0.1:9100", "admin listen `address` for /healthz, /readyz and /metrics; empty to disable")
+	// 9612: free in Prometheus's default port allocations list, where
+	// node_exporter holds 9100 on most monitored hosts.
+	fs.StringVar(&o.admin, "admin", "127.0.0.1:9612", "admin listen `address` for /healthz, /readyz and /metrics; empty to disable")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.IntVar(&o.publicHTTPSPort, "public-https-port", 0, "the `port` clients reach the HTTPS listener on, named in redirects and links (default 443; on a loopback -https, its own port)")
 	fs.BoolVar(&o.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the admin listener")
