@@ -38,7 +38,9 @@ func (s *syncBuffer) String() string {
 }
 
 var (
-	announced      = regexp.MustCompile(`serving \d+ domain\(s\) on https://(\S+) and http://(\S+)`)
+	announced      = regexp.MustCompile(`serving \d+ domain\(s\) on (.*)`)
+	announcedHTTPS = regexp.MustCompile(`https://(\S+)`)
+	announcedHTTP  = regexp.MustCompile(`\bhttp://(\S+)`)
 	announcedAdmin = regexp.MustCompile(`admin: http://(\S+)/healthz`)
 )
 
@@ -49,8 +51,9 @@ type running struct {
 	stop               func() int // cancels and returns the exit status
 }
 
-// startServe runs "serve args..." on loopback ports chosen by the kernel.
-// The server is stopped when the test ends (if not before) and must exit 0.
+// startServe runs "serve args..." on loopback ports chosen by the kernel
+// (args may empty a listener: "-https", ""). The server is stopped when
+// the test ends (if not before) and must exit 0.
 func startServe(t *testing.T, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -90,7 +93,12 @@ func startServe(t *testing.T, args ...string) *running {
 	for time.Now().Before(deadline) {
 		out := stdout.String()
 		if m := announced.FindStringSubmatch(out); m != nil {
-			r.https, r.http = m[1], m[2]
+			if h := announcedHTTPS.FindStringSubmatch(m[1]); h != nil {
+				r.https = h[1]
+			}
+			if h := announcedHTTP.FindStringSubmatch(m[1]); h != nil {
+				r.http = h[1]
+			}
 			if a := announcedAdmin.FindStringSubmatch(out); a != nil {
 				r.admin = a[1]
 			}
@@ -268,19 +276,12 @@ func TestServeWarnsBehindProxyWithoutTrustedProxies(t *testing.T) {
 		{nil, true},
 		{[]string{"-config", trusting}, false},
 	} {
-		ctx, cancel := context.WithCancel(context.Background())
-		stdout, stderr := &syncBuffer{}, &syncBuffer{}
-		done := make(chan int, 1)
-		go func() {
-			done <- run(ctx, append([]string{"serve", "-https", "", "-http", "127.0.0.1:0", "-admin", ""}, tc.args...), stdout, stderr)
-		}()
-		waitFor(t, "serve to announce itself", func() bool { return strings.Contains(stdout.String(), "serving") })
-		cancel()
-		if code := <-done; code != 0 {
-			t.Fatalf("%v: exit %d\n%s", tc.args, code, stderr)
+		r := startServe(t, append([]string{"-https", "", "-admin", ""}, tc.args...)...)
+		if code := r.stop(); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", tc.args, code, r.stderr)
 		}
-		if got := strings.Contains(stderr.String(), "trusted_proxies is too"); got != tc.warn {
-			t.Errorf("%v: warned %v, want %v:\n%s", tc.args, got, tc.warn, stderr)
+		if got := strings.Contains(r.stderr.String(), "trusted_proxies is too"); got != tc.warn {
+			t.Errorf("%v: warned %v, want %v:\n%s", tc.args, got, tc.warn, r.stderr)
 		}
 	}
 }
@@ -292,26 +293,7 @@ func TestServeSignsBehindIngress(t *testing.T) {
 	writeCertificate(t, dir, "autodiscover.contoso.com", "autoconfig.contoso.com")
 	cfg := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfg, []byte("trusted_proxies: [127.0.0.1/32]\ntls: {cert_file: cert.pem, key_file: key.pem}\ndomains:\n  - name: contoso.com\n    provider: google-workspace\n"), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-config", cfg, "-https", "", "-http", "127.0.0.1:0", "-admin", ""}, stdout, stderr)
-	}()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("exit %d:\n%s", code, stderr)
-		}
-	}()
-	var addr string
-	waitFor(t, "serve to announce itself", func() bool {
-		m := regexp.MustCompile(`on http://(\S+)`).FindStringSubmatch(stdout.String())
-		if m != nil {
-			addr = m[1]
-		}
-		return m != nil
-	})
+	addr := startServe(t, "-config", cfg, "-https", "", "-admin", "").http
 	req, _ := http.NewRequest("GET", "http://"+addr+"/mobileconfig?email=jane@contoso.com", nil)
 	req.Host = "autodiscover.contoso.com"
 	req.Header.Set("X-Forwarded-Proto", "https")
