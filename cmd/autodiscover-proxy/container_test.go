@@ -93,7 +93,7 @@ func TestContainerImage(t *testing.T) {
 	// Docker a new named volume takes its owner from there (podman would
 	// hand it to the user anyway).
 	probe := p.run(t, "create", tag)
-	t.Cleanup(func() { p.cmd("rm", "-f", probe).Run() })
+	t.Cleanup(func() { p.cmd("rm", "-f", "-v", probe).Run() })
 	exported, err := p.cmd("export", probe).Output()
 	if err != nil {
 		t.Fatalf("podman export: %v", err)
@@ -145,7 +145,7 @@ func TestContainerImage(t *testing.T) {
 	p.run(t, "run", "-d", "--name", name,
 		"-p", "127.0.0.1:"+httpsPort+":"+port(t, o.https), "-p", "127.0.0.1:"+httpPort+":"+port(t, o.http), "-p", "127.0.0.1:"+adminPort+":"+port(t, o.admin),
 		"-v", cfg+":"+o.config+":ro", "-v", volume+":"+d.volume, tag)
-	t.Cleanup(func() { p.cmd("rm", "-f", name).Run() })
+	t.Cleanup(func() { p.cmd("rm", "-f", "-v", name).Run() })
 	logs := func() string { out, _ := p.cmd("logs", name).CombinedOutput(); return string(out) }
 
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
