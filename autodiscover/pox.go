@@ -1,8 +1,10 @@
 package autodiscover
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 	"github.com/autodiscover-proxy/autodiscover-proxy/xmlschema"
@@ -85,8 +87,8 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.domain = a.domain.Name
 	email := rec.address
-	if a.domain.Upstream != nil {
-		ans, res, cause := s.upstreamPOX(r.Context(), a, req, body, r.Header.Get("Authorization"))
+	if up := a.domain.Upstream; up != nil {
+		ans, res, cause := s.askUpstream(r, a, req, body, addr)
 		rec.upstream = res
 		s.Metrics.observeUpstream(a.domain.Name, res)
 		if cause != nil {
@@ -125,6 +127,31 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 		}
 		writeXML(w, a.outlook.Append(nil, []string{email, email, login}, a.values))
 	}
+}
+
+// askUpstream asks the domain's upstream. Without relay_auth no
+// credentials go upstream, so the answer is the same whoever asks and
+// tells no right password from a wrong one. With relay_auth, a client's
+// Authorization is relayed within the relay limits; past them the local
+// answer is served.
+func (s *Server) askUpstream(r *http.Request, a *answers, req xmlschema.Request, body []byte, addr config.Address) (upstreamAnswer, upstreamResult, error) {
+	auth := ""
+	if a.domain.Upstream.RelayAuth {
+		auth = r.Header.Get("Authorization")
+	}
+	if auth != "" {
+		cfg := s.site.Load().cfg
+		client, now := clientIP(r, cfg.TrustedProxies), s.Now()
+		if !s.relayLimits.allow(client, strings.ToLower(addr.String()), cfg.Limits, now) {
+			if s.relayLimits.warnNow(client, now) {
+				s.Log.Warn("relayed sign-ins over the limit: the local answer is served to this client (logged once a minute)",
+					"client", client, "domain", a.domain.Name, "relay_per_client_per_hour", cfg.Limits.RelayPerClientPerHour,
+					"relay_per_account_per_hour", cfg.Limits.RelayPerAccountPerHour)
+			}
+			return upstreamAnswer{}, upRateLimited, errors.New("relay limit reached")
+		}
+	}
+	return s.upstreamPOX(r.Context(), a, req, body, auth)
 }
 
 // wantsExchange reports Outlook desktop asking for Exchange settings: it

@@ -37,6 +37,7 @@ type Server struct {
 	UpstreamClient *http.Client
 
 	cache          upstreamCache
+	relayLimits    relayLimiter
 	untrustedPeers peerSet // peers warned about (untrustedProxy)
 	addressKey     []byte  // for hashAddress
 }
@@ -51,6 +52,7 @@ type site struct {
 func New(cfg *config.Config) (*Server, error) {
 	s := &Server{Now: time.Now, Log: slog.Default(), HTTPSPort: 443, addressKey: make([]byte, 32), UpstreamClient: NewUpstreamClient()}
 	rand.Read(s.addressKey)
+	s.cache.maxSize = func() int { return s.site.Load().cfg.Limits.UpstreamCacheBytes }
 	if err := s.Load(cfg); err != nil {
 		return nil, err
 	}

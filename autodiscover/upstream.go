@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
@@ -27,7 +26,6 @@ const (
 	maxUpstreamBody  = 256 << 10 // Exchange answers are a few KiB
 	maxUpstreamHops  = 5         // clients stop at 10; a few are plenty here
 	upstreamCacheTTL = time.Minute
-	upstreamCacheMax = 10000
 )
 
 // NewUpstreamClient is the HTTP client used for upstreams: certificates
@@ -51,6 +49,7 @@ const (
 	upCached       upstreamResult = "cached"
 	upRelayed401   upstreamResult = "relayed_401"
 	upUnauthorized upstreamResult = "fallback_401"
+	upRateLimited  upstreamResult = "fallback_rate_limited"
 	upTimeout      upstreamResult = "fallback_timeout"
 	upConnError    upstreamResult = "fallback_connection"
 	upStatus       upstreamResult = "fallback_status"
@@ -339,48 +338,4 @@ func validUpstreamAnswer(doc *etree.Document) error {
 	}
 	walk(root)
 	return bad
-}
-
-// upstreamCache keeps answers to unauthenticated requests briefly, keyed
-// by address and schema.
-type upstreamCache struct {
-	mu sync.Mutex
-	m  map[string]cacheEntry
-}
-
-type cacheEntry struct {
-	body    []byte
-	expires time.Time
-}
-
-func (c *upstreamCache) get(key string, now time.Time) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[key]
-	if !ok || !now.Before(e.expires) {
-		return nil, false
-	}
-	return e.body, true
-}
-
-func (c *upstreamCache) put(key string, body []byte, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]cacheEntry{}
-	}
-	if len(c.m) >= upstreamCacheMax {
-		for k, e := range c.m {
-			if !now.Before(e.expires) {
-				delete(c.m, k)
-			}
-		}
-		for k := range c.m { // still full: drop any entries
-			if len(c.m) < upstreamCacheMax {
-				break
-			}
-			delete(c.m, k)
-		}
-	}
-	c.m[key] = cacheEntry{body: body, expires: now.Add(upstreamCacheTTL)}
 }

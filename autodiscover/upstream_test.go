@@ -12,8 +12,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"reflect"
+	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,10 +99,19 @@ func upstreamProxy(t *testing.T, f *fakeUpstreams, extra string, logs io.Writer)
 }
 
 func askPOX(s *Server, auth string) (*httptest.ResponseRecorder, time.Duration) {
-	r := httptest.NewRequest("POST", "/autodiscover/autodiscover.xml", strings.NewReader(poxBody(reqOutlook, "jane@contoso.com", respOutlook)))
+	return askPOXFrom(s, "jane@contoso.com", auth, "")
+}
+
+// askPOXFrom asks for addr with auth; forwardedFor, when set, is the client
+// a trusted proxy (httptest's peer, 192.0.2.1) names.
+func askPOXFrom(s *Server, addr, auth, forwardedFor string) (*httptest.ResponseRecorder, time.Duration) {
+	r := httptest.NewRequest("POST", "/autodiscover/autodiscover.xml", strings.NewReader(poxBody(reqOutlook, addr, respOutlook)))
 	r.Host = "autodiscover.contoso.com"
 	if auth != "" {
 		r.Header.Set("Authorization", auth)
+	}
+	if forwardedFor != "" {
+		r.Header.Set("X-Forwarded-For", forwardedFor)
 	}
 	w := httptest.NewRecorder()
 	start := time.Now()
@@ -235,9 +247,10 @@ func TestUpstreamRedirectLoop(t *testing.T) {
 }
 
 // An answer full of consumer hosts is rewritten to the business endpoints
-// and re-validated; the Authorization header goes to the configured
-// upstream only (not to a redirect target on another host), and is never
-// logged; authenticated answers are never cached.
+// and re-validated. Without relay_auth, credentials never go upstream; with
+// it, the Authorization header goes to the configured upstream only (not to
+// a redirect target on another host), and is never logged; authenticated
+// answers are never cached.
 func TestUpstreamRewriteAuthAndCache(t *testing.T) {
 	var f *fakeUpstreams
 	f = startUpstreams(t, map[string]http.HandlerFunc{
@@ -277,6 +290,16 @@ func TestUpstreamRewriteAuthAndCache(t *testing.T) {
 	}
 
 	secret := "Basic " + base64.StdEncoding.EncodeToString([]byte("jane@contoso.com:Pa55word!"))
+	for range 2 { // relay_auth off: the credentials stay here, the cached answer serves
+		if w, _ := askPOX(s, secret); w.Code != 200 || consumerHostIn(w.Body.String()) != "" {
+			t.Fatalf("answer with credentials, relay_auth off: %d\n%s", w.Code, w.Body)
+		}
+	}
+	if n, got := f.hits["upstream.example"].Load(), f.auth["upstream.example"].Load(); n != 1 || got != "" {
+		t.Errorf("relay_auth off: the upstream was asked %d times in all (want 1) and got Authorization %q", n, got)
+	}
+
+	s = upstreamProxy(t, f, "      relay_auth: true\n      redirect_hosts: [other.example]\n", &logs)
 	for range 2 {
 		w, _ := askPOX(s, secret)
 		if w.Code != 200 || consumerHostIn(w.Body.String()) != "" {
@@ -322,5 +345,113 @@ func TestUpstreamConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+// Without relay_auth no credential reaches the upstream, and every answer
+// is the same, right password or wrong: no oracle.
+func TestUpstreamNoRelayNoOracle(t *testing.T) {
+	f := startUpstreams(t, map[string]http.HandlerFunc{"upstream.example": func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Basic right" {
+			xmlHandler(consumerAnswer("jane@contoso.com"))(w, r)
+			return
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+	}})
+	s := upstreamProxy(t, f, "", io.Discard)
+	var first string
+	for i := range 200 {
+		auth := fmt.Sprintf("Basic wrong%d", i)
+		if i%2 == 0 {
+			auth = "Basic right"
+		}
+		w, _ := askPOX(s, auth)
+		body := regexp.MustCompile(`Time="[^"]*"|Id="\d+"`).ReplaceAllString(w.Body.String(), "")
+		if i == 0 {
+			first = body
+		} else if w.Code != 200 || body != first {
+			t.Fatalf("answer %d differs from the first (%d):\n%s\nfirst:\n%s", i, w.Code, body, first)
+		}
+	}
+	if got := f.auth["upstream.example"].Load(); got != "" {
+		t.Errorf("the upstream got Authorization %q with relay_auth off", got)
+	}
+}
+
+// With relay_auth, relayed credentials are limited per client IP and per
+// address: a spraying client gets its burst through, then the local answer,
+// a metric and one log line a minute.
+func TestUpstreamRelayLimits(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	f := startUpstreams(t, map[string]http.HandlerFunc{"upstream.example": func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Header.Get("Authorization")] = true
+		mu.Unlock()
+		w.Header().Add("WWW-Authenticate", "Basic")
+		w.WriteHeader(http.StatusUnauthorized)
+	}})
+	var logs bytes.Buffer
+	s := upstreamProxy(t, f, "      relay_auth: true\n", &logs)
+	cfg := s.Config()
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} // httptest's peer
+	distinct := func() int { mu.Lock(); defer mu.Unlock(); n := len(seen); clear(seen); return n }
+
+	// One client, one address per attempt: the client's bucket holds.
+	for i := range 300 {
+		w, _ := askPOXFrom(s, fmt.Sprintf("user%d@contoso.com", i), fmt.Sprintf("Basic pw%d", i), "198.51.100.7")
+		if w.Code != 401 && w.Code != 200 {
+			t.Fatalf("status %d", w.Code)
+		}
+	}
+	if n := distinct(); n != config.DefaultRelayPerClientPerHour {
+		t.Errorf("one client had %d distinct credentials relayed, want its burst of %d", n, config.DefaultRelayPerClientPerHour)
+	}
+	if n := upstreamCount(s, upRateLimited); n != 300-config.DefaultRelayPerClientPerHour {
+		t.Errorf("fallback_rate_limited counted %v", n)
+	}
+	if n := strings.Count(logs.String(), "relayed sign-ins over the limit"); n != 1 {
+		t.Errorf("%d log lines about the limit for one client, want 1:\n%s", n, logs.String())
+	}
+
+	// Many clients, one address: the address's bucket holds.
+	for i := range 300 {
+		askPOXFrom(s, "ceo@contoso.com", fmt.Sprintf("Basic guess%d", i), fmt.Sprintf("203.0.113.%d", i%250))
+	}
+	if n := distinct(); n != config.DefaultRelayPerAccountPerHour {
+		t.Errorf("one address had %d distinct credentials relayed, want its burst of %d", n, config.DefaultRelayPerAccountPerHour)
+	}
+	if strings.Contains(logs.String(), "guess") || strings.Contains(logs.String(), "pw1") {
+		t.Errorf("credentials in the log:\n%s", logs.String())
+	}
+}
+
+// The answer cache is bounded in bytes, and expired entries leave.
+func TestUpstreamCacheBounded(t *testing.T) {
+	big := strings.Replace(consumerAnswer("jane@contoso.com"), "<DisplayName>Jane</DisplayName>", "<DisplayName>"+strings.Repeat("J", 64<<10)+"</DisplayName>", 1)
+	f := startUpstreams(t, map[string]http.HandlerFunc{"upstream.example": xmlHandler(big)})
+	s := upstreamProxy(t, f, "limits: {upstream_cache_mb: 1}\n", io.Discard)
+	now := time.Now()
+	s.Now = func() time.Time { return now }
+	for i := range 24 { // 24 answers of 64 KiB: more than the budget holds
+		if w, _ := askPOXFrom(s, fmt.Sprintf("u%d@contoso.com", i), "", ""); w.Code != 200 || !strings.Contains(w.Body.String(), "JJJJ") {
+			t.Fatalf("answer %d: %d", i, w.Code)
+		}
+		if n := s.cache.size(); n > 1<<20 {
+			t.Fatalf("the cache holds %d bytes, over its 1 MiB budget", n)
+		}
+	}
+	if s.cache.size() == 0 {
+		t.Fatal("nothing was cached")
+	}
+	// Still cached a moment later; gone after the TTL, at the next use.
+	hits := f.hits["upstream.example"].Load()
+	askPOXFrom(s, "u23@contoso.com", "", "")
+	if f.hits["upstream.example"].Load() != hits {
+		t.Error("the newest answer was not served from the cache")
+	}
+	now = now.Add(upstreamCacheTTL)
+	if _, ok := s.cache.get("nobody", now); ok || s.cache.size() != 0 {
+		t.Errorf("after the TTL the cache still holds %d bytes", s.cache.size())
 	}
 }

@@ -36,6 +36,7 @@ const (
 type Config struct {
 	TLS     TLS
 	Log     Log
+	Limits  Limits
 	Domains []*Domain // in file order
 	// TrustedProxies are the networks whose X-Forwarded-For and
 	// X-Forwarded-Proto headers are believed.
@@ -119,6 +120,26 @@ type Upstream struct {
 	// followed; by default only Host.
 	RedirectHosts map[string]bool
 }
+
+// Limits is the `limits:` section: what an attacker can make the service
+// spend, bounded.
+type Limits struct {
+	// UpstreamCacheBytes bounds the cache of upstream answers.
+	UpstreamCacheBytes int
+	// RelayPerClientPerHour and RelayPerAccountPerHour bound the sign-ins
+	// relayed to an upstream (relay_auth) per client IP and per address:
+	// each a token bucket of that many, refilled over an hour.
+	RelayPerClientPerHour, RelayPerAccountPerHour int
+}
+
+// Default limits: a 16 MiB cache holds 64 of the largest upstream answers
+// (256 KiB) and thousands of ordinary ones; a mail client signs in a
+// handful of times while an account is set up, and retries a few times.
+const (
+	DefaultUpstreamCacheMB        = 16
+	DefaultRelayPerClientPerHour  = 20
+	DefaultRelayPerAccountPerHour = 10
+)
 
 // Upstream timeout bounds.
 const (

@@ -94,11 +94,13 @@ func TestParseErrors(t *testing.T) {
 		name, yaml string
 		want       []string // substrings, each expected in the error
 	}{
-		{"unknown top key", "domain:\n  - name: a.com\n", []string{"test.yaml:1: domain: unknown key; the keys here are tls, log, trusted_proxies, domains"}},
+		{"unknown top key", "domain:\n  - name: a.com\n", []string{"test.yaml:1: domain: unknown key; the keys here are tls, log, trusted_proxies, limits, domains"}},
 		{"unknown domain key", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap_host: x\n", []string{"test.yaml:4: domains[0].imap_host: unknown key", "imap, pop3, smtp"}},
 		{"unknown nested keys", "tls:\n  acme: {mail: x@y.com}\ndomains:\n  - name: a.com\n    provider: microsoft365\n    upstream: {url: 'https://x.com/a', relay: true}\n",
 			[]string{"test.yaml:2: tls.acme.mail: unknown key; the keys here are email, cache_dir, directory_url", "test.yaml:6: domains[0].upstream.relay: unknown key"}},
 		{"empty", "", []string{"empty config"}},
+		{"bad limits", "limits: {relay_per_client_per_hour: 0, upstream_cache_mb: 99999}\ndomains:\n  - name: a.com\n    provider: microsoft365\n",
+			[]string{"test.yaml:1: limits.relay_per_client_per_hour: 0: use 1 to 100000", "limits.upstream_cache_mb: 99999: use 1 to 4096"}},
 		{"no domains", "tls: {}\n", []string{"no domains configured"}},
 		{"bad port", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap:\n      port: 99999\n", []string{"test.yaml:5: domains[0].imap.port: 99999 is not a TCP port"}},
 		{"port not a number", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap: {port: abc}\n", []string{"line 4", "abc"}},

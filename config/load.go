@@ -144,7 +144,14 @@ type file struct {
 	TLS            fileTLS      `yaml:"tls"`
 	Log            fileLog      `yaml:"log"`
 	TrustedProxies []string     `yaml:"trusted_proxies"`
+	Limits         fileLimits   `yaml:"limits"`
 	Domains        []fileDomain `yaml:"domains"`
+}
+
+type fileLimits struct {
+	UpstreamCacheMB        *int `yaml:"upstream_cache_mb"`
+	RelayPerClientPerHour  *int `yaml:"relay_per_client_per_hour"`
+	RelayPerAccountPerHour *int `yaml:"relay_per_account_per_hour"`
 }
 
 type fileTLS struct {

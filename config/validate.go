@@ -112,6 +112,7 @@ func (v *validator) addf(path, format string, args ...any) {
 func (v *validator) config(f *file, dir string) *Config {
 	c := &Config{byName: map[string]*Domain{}}
 	c.TLS = v.tls(f.TLS, dir)
+	c.Limits = v.limits(f.Limits)
 	switch f.Log.Addresses {
 	case "", "hash":
 	case "plain":
@@ -152,6 +153,24 @@ func (v *validator) config(f *file, dir string) *Config {
 		c.Domains = append(c.Domains, d)
 	}
 	return c
+}
+
+func (v *validator) limits(f fileLimits) Limits {
+	get := func(p *int, def, max int, key, what string) int {
+		if p == nil {
+			return def
+		}
+		if *p < 1 || *p > max {
+			v.addf("limits."+key, "%d: use 1 to %d (%s; default %d)", *p, max, what, def)
+			return def
+		}
+		return *p
+	}
+	return Limits{
+		UpstreamCacheBytes:     get(f.UpstreamCacheMB, DefaultUpstreamCacheMB, 4096, "upstream_cache_mb", "megabytes of upstream answers kept for a minute") << 20,
+		RelayPerClientPerHour:  get(f.RelayPerClientPerHour, DefaultRelayPerClientPerHour, 100000, "relay_per_client_per_hour", "sign-ins relayed per client IP and hour"),
+		RelayPerAccountPerHour: get(f.RelayPerAccountPerHour, DefaultRelayPerAccountPerHour, 100000, "relay_per_account_per_hour", "sign-ins relayed per address and hour"),
+	}
 }
 
 func (v *validator) tls(t fileTLS, dir string) TLS {
