@@ -200,14 +200,35 @@ func allowedRedirect(from, to string, up *config.Upstream) (string, bool) {
 	return u.String(), true
 }
 
+// textOf is the whole text of e's first child element named child.
 func textOf(e *etree.Element, child string) string {
 	if e == nil {
 		return ""
 	}
 	if c := e.SelectElement(child); c != nil {
-		return strings.TrimSpace(c.Text())
+		return strings.TrimSpace(fullText(c))
 	}
 	return ""
+}
+
+// fullText is all the character data inside e, its children's included, as
+// a client that reads an element's text content sees it: Text() alone
+// stops at the first child (pop-mail.<b/>outlook.com).
+func fullText(e *etree.Element) string {
+	var b strings.Builder
+	var walk func(*etree.Element)
+	walk = func(e *etree.Element) {
+		for _, t := range e.Child {
+			switch t := t.(type) {
+			case *etree.CharData:
+				b.WriteString(t.Data)
+			case *etree.Element:
+				walk(t)
+			}
+		}
+	}
+	walk(e)
+	return b.String()
 }
 
 // rewriteConsumerHosts replaces every consumer Outlook.com/Hotmail endpoint
@@ -245,16 +266,18 @@ func rewriteConsumerHosts(doc *etree.Document, d *config.Domain) bool {
 			}
 		}
 		for _, c := range e.ChildElements() {
-			if len(c.ChildElements()) > 0 {
-				walk(c)
+			if len(c.ChildElements()) > 0 && !hasText(c) {
+				walk(c) // a container
 				continue
 			}
-			if !config.MentionsConsumerHost(c.Text()) {
+			// A value, whatever markup is mixed into it: read whole.
+			if !config.MentionsConsumerHost(fullText(c)) {
 				continue
 			}
 			changed = true
 			switch repl := replacementURL(c, d); {
 			case repl != "":
+				c.Child = nil
 				c.SetText(repl)
 			case c.Tag == "Url" || c.Tag == "Name":
 				// A mobilesync Server without a business ActiveSync URL.
@@ -288,11 +311,24 @@ func replacementURL(e *etree.Element, d *config.Domain) string {
 	return ""
 }
 
+// hasText reports whether e holds character data of its own besides white
+// space: a value, not a container of elements.
+func hasText(e *etree.Element) bool {
+	for _, t := range e.Child {
+		if cd, ok := t.(*etree.CharData); ok && strings.TrimSpace(cd.Data) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// setChild makes e's child tag hold text alone, whatever it held before.
 func setChild(e *etree.Element, tag, text string) {
 	c := e.SelectElement(tag)
 	if c == nil {
 		c = e.CreateElement(tag)
 	}
+	c.Child = nil
 	c.SetText(text)
 }
 
@@ -329,7 +365,7 @@ func validUpstreamAnswer(doc *etree.Document) error {
 				bad = fmt.Errorf("attribute %s names a consumer host", a.FullKey())
 			}
 		}
-		if config.MentionsConsumerHost(e.Text()) {
+		if config.MentionsConsumerHost(fullText(e)) {
 			bad = fmt.Errorf("<%s> names a consumer host", e.Tag)
 		}
 		for _, c := range e.ChildElements() {

@@ -455,3 +455,43 @@ func TestUpstreamCacheBounded(t *testing.T) {
 		t.Errorf("after the TTL the cache still holds %d bytes", s.cache.size())
 	}
 }
+
+// Consumer hosts in disguise are found as a client would read them, and
+// replaced or refused: never passed on as upstream=ok.
+func TestUpstreamDisguisedConsumerHosts(t *testing.T) {
+	business := consumerAnswer("jane@contoso.com")
+	for _, r := range []string{"imap-mail.outlook.com", "smtp-mail.outlook.com", "pop-mail.outlook.com", "https://s.outlook.com", "https://m.hotmail.com"} {
+		business = strings.ReplaceAll(business, r, map[string]string{"imap-mail.outlook.com": "outlook.office365.com", "smtp-mail.outlook.com": "smtp.office365.com",
+			"pop-mail.outlook.com": "outlook.office365.com", "https://s.outlook.com": "https://outlook.office365.com", "https://m.hotmail.com": "https://outlook.office365.com"}[r])
+	}
+	business = strings.ReplaceAll(business, "<Server>s.outlook.com</Server>", "<Server>outlook.office365.com</Server>")
+	if h := consumerHostIn(business); h != "" {
+		t.Fatalf("the clean answer names %s", h)
+	}
+	for _, tc := range []struct{ from, to string }{
+		{"<Server>outlook.office365.com</Server><Port>993</Port>", "<Server>ｉｍａｐ-mail.outlook.com</Server><Port>993</Port>"},
+		{"<Server>smtp.office365.com</Server>", "<Server>smtp-mail%2eoutlook.com</Server>"},
+		{"<Server>outlook.office365.com</Server><Port>995</Port>", "<Server>pop-mail.<b/>outlook.com</Server><Port>995</Port>"},
+		{"<Type>EXCH</Type><Server>outlook.office365.com</Server>", "<Type>EXCH</Type><Server>s\u2024outlook.com</Server>"},
+		{"<EwsUrl>https://outlook.office365.com/EWS/Exchange.asmx</EwsUrl>", "<EwsUrl>https://s%2Eoutlook.com/EWS/Exchange.asmx</EwsUrl>"},
+	} {
+		answer := strings.Replace(business, tc.from, tc.to, 1)
+		if answer == business {
+			t.Fatalf("%q is not in the answer", tc.from)
+		}
+		f := startUpstreams(t, map[string]http.HandlerFunc{"upstream.example": xmlHandler(answer)})
+		var logs bytes.Buffer
+		s := upstreamProxy(t, f, "", &logs)
+		w, _ := askPOX(s, "")
+		body := w.Body.String()
+		if config.MentionsConsumerHost(body) || consumerHostIn(body) != "" {
+			t.Errorf("%s: passed on:\n%s", tc.to, body)
+		}
+		if n := upstreamCount(s, upOK); n != 0 {
+			t.Errorf("%s: counted upstream=ok", tc.to)
+		}
+		if p, err := clientcheck.ReadPOX(w.Header().Get("Content-Type"), w.Body.Bytes()); err != nil || len(p.Servers) == 0 {
+			t.Errorf("%s: the answer is not a usable one: %v\n%s", tc.to, err, body)
+		}
+	}
+}

@@ -35,9 +35,19 @@ func TestParseAddress(t *testing.T) {
 }
 
 func TestIsConsumerHost(t *testing.T) {
-	for _, h := range []string{"smtp-mail.outlook.com", "IMAP-MAIL.outlook.com.", "pop3.live.com", "smtp.live.com", "m.hotmail.com", "x.olc.protection.outlook.com", "hotmail.com"} {
+	for _, h := range []string{"smtp-mail.outlook.com", "IMAP-MAIL.outlook.com.", "pop3.live.com", "smtp.live.com", "m.hotmail.com", "x.olc.protection.outlook.com", "hotmail.com",
+		// Disguised: fullwidth letters, percent-escapes (also double and
+		// next to a bad one), a one-dot leader, ideographic full stops, a
+		// soft hyphen.
+		"ｉｍａｐ-mail.outlook.com", "smtp-mail%2eoutlook.com", "smtp-mail%252Eoutlook.com", "s\u2024outlook.com",
+		"m\u3002hotmail\uff0ecom", "eas.out\u00adlook.com"} {
 		if !IsConsumerHost(h) {
-			t.Errorf("%s not flagged", h)
+			t.Errorf("%q not flagged", h)
+		}
+	}
+	for _, text := range []string{"https://s%2Eoutlook.com/EWS/Exchange.asmx", "server: ｓｍｔｐ-mail.outlook.com:587", "s%2Eoutlook.com%zz"} {
+		if !MentionsConsumerHost(text) {
+			t.Errorf("%q: the consumer host in it is not found", text)
 		}
 	}
 	for _, h := range []string{"outlook.office365.com", "smtp.office365.com", "autodiscover-s.outlook.com", "contoso-com.mail.protection.outlook.com", "notlive.com", "imap.gmail.com"} {

@@ -2,7 +2,12 @@ package config
 
 import (
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Thunderbird <authentication> values (Mozilla autoconfig, config-v1.1.xml).
@@ -147,9 +152,10 @@ var consumerHosts = []string{
 var consumerSuffixes = []string{".hotmail.com", ".live.com", ".olc.protection.outlook.com"}
 
 // IsConsumerHost reports whether host is a consumer Outlook.com/Hotmail
-// endpoint that must never be handed to a business domain.
+// endpoint that must never be handed to a business domain, compared as
+// guardText has it.
 func IsConsumerHost(host string) bool {
-	h := normalizeHost(host)
+	h := normalizeHost(guardText(host))
 	for _, c := range consumerHosts {
 		if h == c {
 			return true
@@ -171,12 +177,54 @@ var hostToken = regexp.MustCompile(`(?i)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z
 
 // MentionsConsumerHost reports whether text names a consumer host
 // anywhere, as a whole host name (autodiscover-s.outlook.com is business,
-// s.outlook.com consumer).
+// s.outlook.com consumer), compared as guardText has it.
 func MentionsConsumerHost(text string) bool {
-	for _, h := range hostToken.FindAllString(text, -1) {
+	for _, h := range hostToken.FindAllString(guardText(text), -1) {
 		if IsConsumerHost(h) {
 			return true
 		}
 	}
 	return false
+}
+
+// guardText is text as the consumer-host guard compares it, so that a
+// disguised host name reads as the one a client would connect to:
+// percent-escapes decoded (twice, for double encoding), NFKC-normalised
+// (fullwidth letters, the one-dot leader and other compatibility forms
+// become ASCII; UAX #15), ideographic full stops read as dots (UTS #46
+// label separators), invisible format characters dropped, lower case.
+func guardText(s string) string {
+	s = percentDecode(percentDecode(s))
+	s = norm.NFKC.String(s)
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\u3002' || r == '\uff0e' || r == '\uff61':
+			return '.'
+		case unicode.Is(unicode.Cf, r):
+			return -1
+		}
+		return r
+	}, s)
+	return strings.ToLower(s)
+}
+
+// percentDecode decodes every valid %XX escape and leaves anything else as
+// it is (url.PathUnescape gives up on the first bad escape, which would
+// let one hide the rest).
+func percentDecode(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
