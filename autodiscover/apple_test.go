@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,11 +13,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
 	"github.com/autodiscover-proxy/autodiscover-proxy/internal/testpki"
+	"github.com/boombuler/barcode/qr"
 	"github.com/smallstep/pkcs7"
 	"howett.net/plist"
 )
@@ -256,7 +260,7 @@ func TestSetupPageRevealsNoMailbox(t *testing.T) {
 		b := exchange{method: "GET", target: "/setup?email=" + local + "%40contoso.com", host: "autodiscover.contoso.com"}.serve(s).Body.String()
 		b = strings.ReplaceAll(b, local+"@contoso.com", "ADDR")
 		b = strings.ReplaceAll(b, local+"%40contoso.com", "ADDR")
-		return regexp.MustCompile(`data:image/png;base64,[^"]*`).ReplaceAllString(b, "QR")
+		return regexp.MustCompile(`<svg class="qr".*?</svg>`).ReplaceAllString(b, "QR")
 	}
 	if a, b := page("jane"), page("nobody-here-xyz"); a != b {
 		t.Error("the page differs between two addresses beyond the address itself")
@@ -265,4 +269,61 @@ func TestSetupPageRevealsNoMailbox(t *testing.T) {
 
 func urlQuery(s string) string {
 	return strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", "#", "%23", " ", "%20", "<", "%3C", ">", "%3E", `"`, "%22").Replace(s)
+}
+
+// The setup page's QR code is the code's matrix, module for module, with
+// its quiet zone: read back from the SVG, not from the code that drew it.
+func TestQRCodeSVG(t *testing.T) {
+	u := "https://autodiscover.contoso.com/mobileconfig?email=jane%40contoso.com"
+	svg := string(qrSVG(u))
+	var doc struct {
+		XMLName xml.Name
+		ViewBox string `xml:"viewBox,attr"`
+		Label   string `xml:"aria-label,attr"`
+		Paths   []struct {
+			D string `xml:"d,attr"`
+		} `xml:"path"`
+	}
+	if err := xml.Unmarshal([]byte(svg), &doc); err != nil || doc.XMLName.Local != "svg" || len(doc.Paths) != 1 || doc.Label == "" {
+		t.Fatalf("not one labelled SVG path (%v): %.200s", err, svg)
+	}
+	want, err := qr.Encode(u, qr.M, qr.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := want.Bounds().Dx()
+	if doc.ViewBox != fmt.Sprintf("0 0 %d %d", n+8, n+8) {
+		t.Errorf("viewBox %q for %d modules and a 4-module quiet zone", doc.ViewBox, n)
+	}
+	dark := map[[2]int]bool{}
+	d := regexp.MustCompile(`M(\d+) (\d+)h(\d+)v1h-(\d+)z`)
+	if rest := d.ReplaceAllString(doc.Paths[0].D, ""); rest != "" {
+		t.Fatalf("path has more than rectangles: %q", rest)
+	}
+	for _, m := range d.FindAllStringSubmatch(doc.Paths[0].D, -1) {
+		x, _ := strconv.Atoi(m[1])
+		y, _ := strconv.Atoi(m[2])
+		w, _ := strconv.Atoi(m[3])
+		if back, _ := strconv.Atoi(m[4]); back != w {
+			t.Fatalf("rectangle %q does not close", m[0])
+		}
+		for i := range w {
+			dark[[2]int{x - 4 + i, y - 4}] = true
+		}
+	}
+	count := 0
+	for y := range n {
+		for x := range n {
+			r, _, _, _ := want.At(x, y).RGBA()
+			if (r == 0) != dark[[2]int{x, y}] {
+				t.Fatalf("module (%d,%d): drawn %v, the code says %v", x, y, dark[[2]int{x, y}], r == 0)
+			}
+			if r == 0 {
+				count++
+			}
+		}
+	}
+	if count != len(dark) || count == 0 {
+		t.Errorf("%d dark modules drawn, the code has %d", len(dark), count)
+	}
 }

@@ -46,7 +46,12 @@ type discardWriter struct {
 }
 
 func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK // as net/http: a body without a status is 200
+	}
+	return len(p), nil
+}
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 
 func BenchmarkPOXOutlook(b *testing.B) {
@@ -63,6 +68,11 @@ func BenchmarkV2JSON(b *testing.B) {
 
 func BenchmarkAutoconfig(b *testing.B) {
 	benchHandler(b, "GET", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "")
+}
+
+// The setup page for one address: the QR code is drawn on every request.
+func BenchmarkSetupPage(b *testing.B) {
+	benchHandler(b, "GET", "/setup?email=jane%40contoso.com", "")
 }
 
 // serverWithDomains loads a generated config of n domains.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,9 @@ type Server struct {
 	// UpstreamClient talks to domains' upstreams (NewUpstreamClient).
 	UpstreamClient *http.Client
 
-	cache          upstreamCache
+	cache          byteCache // upstream answers
+	qrCodes        byteCache // rendered QR codes, by profile URL
+	qrRender       chan struct{} // a token per QR code being drawn
 	relayLimits    relayLimiter
 	untrustedPeers peerSet // peers warned about (untrustedProxy)
 	addressKey     []byte  // for hashAddress
@@ -52,7 +55,9 @@ type site struct {
 func New(cfg *config.Config) (*Server, error) {
 	s := &Server{Now: time.Now, Log: slog.Default(), HTTPSPort: 443, addressKey: make([]byte, 32), UpstreamClient: NewUpstreamClient()}
 	rand.Read(s.addressKey)
-	s.cache.maxSize = func() int { return s.site.Load().cfg.Limits.UpstreamCacheBytes }
+	s.cache.ttl, s.cache.maxSize = upstreamCacheTTL, func() int { return s.site.Load().cfg.Limits.UpstreamCacheBytes }
+	s.qrCodes.ttl, s.qrCodes.maxSize = time.Hour, func() int { return qrCacheBytes }
+	s.qrRender = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	if err := s.Load(cfg); err != nil {
 		return nil, err
 	}

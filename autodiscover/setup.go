@@ -3,9 +3,8 @@ package autodiscover
 import (
 	"bytes"
 	_ "embed"
-	"encoding/base64"
+	"fmt"
 	"html/template"
-	"image/png"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
-	"github.com/boombuler/barcode"
 	"github.com/boombuler/barcode/qr"
 )
 
@@ -40,7 +38,7 @@ type setupPage struct {
 	Provider   string
 	Rows       []settingRow
 	ProfileURL string
-	QR         template.URL // a data: URL made here, never from input
+	QR         template.HTML // an SVG element drawn here from numbers alone, never from input
 	Signed     bool
 	EAS        bool // the iPhone profile is Exchange (OAuth)
 	MacProfile bool // the profile also works on a Mac (mail.managed)
@@ -98,7 +96,7 @@ func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
 	page.OAuth = slices.Contains(d.Provider.IncomingAuth, config.AuthOAuth2)
 	page.Signed = s.profilesSigned(r.Context(), host)
 	page.ProfileURL = s.httpsURL(linkHost(r, host), "/mobileconfig?email="+url.QueryEscape(addr.String()))
-	page.QR = qrDataURL(page.ProfileURL)
+	page.QR = s.qrCode(page.ProfileURL)
 	page.Rows = settingRows(d, addr, s.Now())
 }
 
@@ -152,18 +150,58 @@ func signIn(auth []string, d *config.Domain, smtp bool) string {
 	return strings.Join(out, "; or ")
 }
 
-// qrDataURL is a PNG QR code of u as a data: URL.
-func qrDataURL(u string) template.URL {
+// qrCacheBytes bounds the QR codes kept (a code is 2 to 10 KB): a person
+// who reloads the page gets the one drawn before.
+const qrCacheBytes = 4 << 20
+
+// qrCode is the QR code for a profile URL: a cached one, or one drawn now
+// if a drawing slot is free (at most half the CPUs draw at once), or none:
+// the page then offers the link alone, and a flood of setup pages cannot
+// take the CPU the other answers need. Encoding a QR code (its mask
+// penalties) costs milliseconds.
+func (s *Server) qrCode(u string) template.HTML {
+	now := s.Now()
+	if b, ok := s.qrCodes.get(u, now); ok {
+		return template.HTML(b)
+	}
+	select {
+	case s.qrRender <- struct{}{}:
+		defer func() { <-s.qrRender }()
+	default:
+		return ""
+	}
+	code := qrSVG(u)
+	s.qrCodes.put(u, []byte(code), now)
+	return code
+}
+
+// qrSVG is a QR code of u as an inline SVG element, drawn from the code's
+// own matrix: a path of one rectangle per run of dark modules in a row,
+// inside the 4-module quiet zone ISO/IEC 18004 asks for. Scaling is the
+// browser's; no bitmap is drawn, compressed or escaped (it holds numbers
+// alone), so a page costs little more than an API answer.
+func qrSVG(u string) template.HTML {
 	code, err := qr.Encode(u, qr.M, qr.Auto)
 	if err != nil {
 		return ""
 	}
-	if code, err = barcode.Scale(code, 320, 320); err != nil {
-		return ""
+	n := code.Bounds().Dx()
+	dark := func(x, y int) bool { r, _, _, _ := code.At(x, y).RGBA(); return r == 0 }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="qr" xmlns="http://www.w3.org/2000/svg" width="160" height="160" viewBox="0 0 %d %d" shape-rendering="crispEdges" role="img" aria-label="QR code that opens the profile link"><rect width="100%%" height="100%%" fill="#fff"/><path fill="#000" d="`, n+8, n+8)
+	for y := range n {
+		for x := 0; x < n; x++ {
+			if !dark(x, y) {
+				continue
+			}
+			run := 1
+			for x+run < n && dark(x+run, y) {
+				run++
+			}
+			fmt.Fprintf(&b, "M%d %dh%dv1h-%dz", x+4, y+4, run, run)
+			x += run
+		}
 	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, code); err != nil {
-		return ""
-	}
-	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b.Bytes()))
+	b.WriteString(`"/></svg>`)
+	return template.HTML(b.String())
 }

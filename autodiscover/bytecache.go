@@ -6,18 +6,19 @@ import (
 	"time"
 )
 
-// upstreamCache keeps upstream answers to requests without credentials for
-// upstreamCacheTTL, keyed by address and schema, within a byte budget.
+// byteCache keeps byte strings for ttl within a byte budget: upstream
+// answers, rendered QR codes.
 //
 // Every entry lives as long, and a hit does not make it live longer, so the
 // oldest entry is always the first to expire: entries are kept in the order
 // they came, expired ones leave from the front on every use, and over the
 // budget the oldest go first.
-type upstreamCache struct {
+type byteCache struct {
 	mu      sync.Mutex
 	byKey   map[string]*list.Element // of *cacheEntry
 	order   list.List                // oldest first
 	bytes   int
+	ttl     time.Duration
 	maxSize func() int // the budget, read on every put: a reload may change it
 }
 
@@ -33,7 +34,7 @@ const cacheEntryOverhead = 160
 
 func (e *cacheEntry) size() int { return len(e.key) + len(e.body) + cacheEntryOverhead }
 
-func (c *upstreamCache) get(key string, now time.Time) ([]byte, bool) {
+func (c *byteCache) get(key string, now time.Time) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropExpired(now)
@@ -44,7 +45,7 @@ func (c *upstreamCache) get(key string, now time.Time) ([]byte, bool) {
 	return el.Value.(*cacheEntry).body, true
 }
 
-func (c *upstreamCache) put(key string, body []byte, now time.Time) {
+func (c *byteCache) put(key string, body []byte, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byKey == nil {
@@ -54,7 +55,7 @@ func (c *upstreamCache) put(key string, body []byte, now time.Time) {
 	if el, ok := c.byKey[key]; ok {
 		c.remove(el)
 	}
-	e := &cacheEntry{key: key, body: body, expires: now.Add(upstreamCacheTTL)}
+	e := &cacheEntry{key: key, body: body, expires: now.Add(c.ttl)}
 	budget := c.maxSize()
 	if e.size() > budget {
 		return
@@ -67,20 +68,20 @@ func (c *upstreamCache) put(key string, body []byte, now time.Time) {
 }
 
 // dropExpired removes the expired entries, all at the front.
-func (c *upstreamCache) dropExpired(now time.Time) {
+func (c *byteCache) dropExpired(now time.Time) {
 	for el := c.order.Front(); el != nil && !now.Before(el.Value.(*cacheEntry).expires); el = c.order.Front() {
 		c.remove(el)
 	}
 }
 
-func (c *upstreamCache) remove(el *list.Element) {
+func (c *byteCache) remove(el *list.Element) {
 	e := c.order.Remove(el).(*cacheEntry)
 	delete(c.byKey, e.key)
 	c.bytes -= e.size()
 }
 
 // size is the bytes the cache holds now, as counted against its budget.
-func (c *upstreamCache) size() int {
+func (c *byteCache) size() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.bytes
