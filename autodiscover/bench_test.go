@@ -45,14 +45,14 @@ type discardWriter struct {
 	code int
 }
 
-func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Header() http.Header { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK // as net/http: a body without a status is 200
 	}
 	return len(p), nil
 }
-func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+func (w *discardWriter) WriteHeader(code int) { w.code = code }
 
 func BenchmarkPOXOutlook(b *testing.B) {
 	benchHandler(b, "POST", "/autodiscover/autodiscover.xml", poxBody(reqOutlook, "jane@contoso.com", respOutlook))

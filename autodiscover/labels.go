@@ -39,4 +39,5 @@ const (
 	OutcomeNotFound            Outcome = "not_found"            // no such URL
 	OutcomeMethodNotAllowed    Outcome = "method_not_allowed"   // known URL, wrong method
 	OutcomeUntrustedProxy      Outcome = "untrusted_proxy"      // X-Forwarded-Proto: https from a peer outside trusted_proxies
+	OutcomeRateLimited         Outcome = "rate_limited"         // a client over limits.pages_per_client_per_minute
 )

@@ -1,6 +1,7 @@
 package autodiscover
 
 import (
+	"io"
 	"net/http"
 	"strings"
 
@@ -30,11 +31,12 @@ func (s *Server) httpsRoutes() *mux.Router {
 		r.Path(p).Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.autoconfig)
 	}
 	// Apple configuration profiles: iPhone, iPad, Mac users (from the setup page).
-	r.Path("/mobileconfig").Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.mobileconfig)
-	r.PathPrefix(mobileconfigPrefix).Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.mobileconfig)
+	// Pages and profiles cost more than an API answer: limited per client.
+	r.Path("/mobileconfig").Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.limitPages(DialectApple, s.mobileconfig))
+	r.PathPrefix(mobileconfigPrefix).Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.limitPages(DialectApple, s.mobileconfig))
 	// The setup page for people, on the autodiscover and autoconfig hosts.
-	r.Path("/").Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.setup)
-	r.Path("/setup").Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.setup)
+	r.Path("/").Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.limitPages(DialectSetup, s.setup))
+	r.Path("/setup").Methods(http.MethodGet, http.MethodHead).HandlerFunc(s.limitPages(DialectSetup, s.setup))
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
 	return r
@@ -168,3 +170,31 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	recordOf(w).outcome = OutcomeMethodNotAllowed
 	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 }
+
+// limitPages serves h within the client's limits.pages_per_client_per_minute;
+// past it, a page that says to wait, with Retry-After.
+func (s *Server) limitPages(d Dialect, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		cfg := s.site.Load().cfg
+		if s.pageLimits.allow(clientIP(r, cfg.TrustedProxies), cfg.Limits.PagesPerClientPerMinute, s.Now()) {
+			h(w, r)
+			return
+		}
+		rec := recordOf(w)
+		rec.dialect, rec.outcome = d, OutcomeRateLimited
+		w.Header().Set("Retry-After", "60")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, tooManyPage)
+	}
+}
+
+// tooManyPage is the answer past the page limit: for a person, in words.
+const tooManyPage = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Please wait a minute</title></head>
+<body style="font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;line-height:1.5">
+<h1>Please wait a minute</h1>
+<p>This page was opened very often from your network just now. Wait a minute, then reload it: your mail settings will be shown as usual.</p>
+</body></html>
+`

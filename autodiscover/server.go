@@ -37,10 +37,11 @@ type Server struct {
 	// UpstreamClient talks to domains' upstreams (NewUpstreamClient).
 	UpstreamClient *http.Client
 
-	cache          byteCache // upstream answers
-	qrCodes        byteCache // rendered QR codes, by profile URL
+	cache          byteCache     // upstream answers
+	qrCodes        byteCache     // rendered QR codes, by profile URL
 	qrRender       chan struct{} // a token per QR code being drawn
 	relayLimits    relayLimiter
+	pageLimits     pageLimiter
 	untrustedPeers peerSet // peers warned about (untrustedProxy)
 	addressKey     []byte  // for hashAddress
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -368,5 +369,38 @@ func TestDomainValuesEscapedOnce(t *testing.T) {
 		if el := doc.FindElement(path); el == nil || el.Text() != display {
 			t.Errorf("%s does not read %q:\n%s", path, display, w.Body)
 		}
+	}
+}
+
+// Setup pages and profiles are limited per client: past the budget, a page
+// that says to wait; other clients are not held back.
+func TestPageLimit(t *testing.T) {
+	s := newTestServer(t, beforeCutoff, io.Discard)
+	s.site.Load().cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} // httptest's peer
+	from := func(client, target string) *httptest.ResponseRecorder {
+		return exchange{method: "GET", target: target, host: "autodiscover.contoso.com", header: http.Header{"X-Forwarded-For": {client}}}.serve(s)
+	}
+	budget := config.DefaultPagesPerClientPerMinute
+	for i := range budget {
+		target := "/setup?email=jane%40contoso.com"
+		if i%2 == 1 {
+			target = "/mobileconfig?email=jane%40contoso.com"
+		}
+		if w := from("198.51.100.1", target); w.Code != http.StatusOK {
+			t.Fatalf("request %d of the budget: %d", i, w.Code)
+		}
+	}
+	for _, target := range []string{"/setup?email=jane%40contoso.com", "/mobileconfig?email=jane%40contoso.com", "/"} {
+		w := from("198.51.100.1", target)
+		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "wait a minute") {
+			t.Errorf("%s past the budget: %d Retry-After %q\n%s", target, w.Code, w.Header().Get("Retry-After"), w.Body)
+		}
+	}
+	if w := from("198.51.100.2", "/setup?email=jane%40contoso.com"); w.Code != http.StatusOK {
+		t.Errorf("another client: %d", w.Code)
+	}
+	// The API answers are not the pages' budget.
+	if w := from("198.51.100.1", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=ActiveSync"); w.Code != http.StatusOK {
+		t.Errorf("JSON from the limited client: %d", w.Code)
 	}
 }

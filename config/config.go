@@ -130,6 +130,9 @@ type Limits struct {
 	// relayed to an upstream (relay_auth) per client IP and per address:
 	// each a token bucket of that many, refilled over an hour.
 	RelayPerClientPerHour, RelayPerAccountPerHour int
+	// PagesPerClientPerMinute bounds the setup pages and Apple profiles
+	// one client IP gets (a token bucket of that many, refilled each minute).
+	PagesPerClientPerMinute int
 }
 
 // Default limits: a 16 MiB cache holds 64 of the largest upstream answers
@@ -139,6 +142,9 @@ const (
 	DefaultUpstreamCacheMB        = 16
 	DefaultRelayPerClientPerHour  = 20
 	DefaultRelayPerAccountPerHour = 10
+	// A person opens the page a few times; a household or an office behind
+	// one address, a few more.
+	DefaultPagesPerClientPerMinute = 30
 )
 
 // Upstream timeout bounds.

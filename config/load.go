@@ -152,6 +152,7 @@ type fileLimits struct {
 	UpstreamCacheMB        *int `yaml:"upstream_cache_mb"`
 	RelayPerClientPerHour  *int `yaml:"relay_per_client_per_hour"`
 	RelayPerAccountPerHour *int `yaml:"relay_per_account_per_hour"`
+	PagesPerClientPerMin   *int `yaml:"pages_per_client_per_minute"`
 }
 
 type fileTLS struct {

@@ -170,6 +170,8 @@ func (v *validator) limits(f fileLimits) Limits {
 		UpstreamCacheBytes:     get(f.UpstreamCacheMB, DefaultUpstreamCacheMB, 4096, "upstream_cache_mb", "megabytes of upstream answers kept for a minute") << 20,
 		RelayPerClientPerHour:  get(f.RelayPerClientPerHour, DefaultRelayPerClientPerHour, 100000, "relay_per_client_per_hour", "sign-ins relayed per client IP and hour"),
 		RelayPerAccountPerHour: get(f.RelayPerAccountPerHour, DefaultRelayPerAccountPerHour, 100000, "relay_per_account_per_hour", "sign-ins relayed per address and hour"),
+		PagesPerClientPerMinute: get(f.PagesPerClientPerMin, DefaultPagesPerClientPerMinute, 100000, "pages_per_client_per_minute",
+			"setup pages and profiles per client IP and minute"),
 	}
 }
 
