@@ -133,6 +133,9 @@ type Limits struct {
 	// PagesPerClientPerMinute bounds the setup pages and Apple profiles
 	// one client IP gets (a token bucket of that many, refilled each minute).
 	PagesPerClientPerMinute int
+	// ConnectionsPerListener caps each listener's open connections (read
+	// at start).
+	ConnectionsPerListener int
 }
 
 // Default limits: a 16 MiB cache holds 64 of the largest upstream answers
@@ -145,6 +148,8 @@ const (
 	// A person opens the page a few times; a household or an office behind
 	// one address, a few more.
 	DefaultPagesPerClientPerMinute = 30
+	// A TLS connection holds about 44 KB; clients use one or two each.
+	DefaultConnectionsPerListener = 512
 )
 
 // Upstream timeout bounds.

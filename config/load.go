@@ -153,6 +153,7 @@ type fileLimits struct {
 	RelayPerClientPerHour  *int `yaml:"relay_per_client_per_hour"`
 	RelayPerAccountPerHour *int `yaml:"relay_per_account_per_hour"`
 	PagesPerClientPerMin   *int `yaml:"pages_per_client_per_minute"`
+	ConnectionsPerListener *int `yaml:"connections_per_listener"`
 }
 
 type fileTLS struct {

@@ -172,6 +172,7 @@ func (v *validator) limits(f fileLimits) Limits {
 		RelayPerAccountPerHour: get(f.RelayPerAccountPerHour, DefaultRelayPerAccountPerHour, 100000, "relay_per_account_per_hour", "sign-ins relayed per address and hour"),
 		PagesPerClientPerMinute: get(f.PagesPerClientPerMin, DefaultPagesPerClientPerMinute, 100000, "pages_per_client_per_minute",
 			"setup pages and profiles per client IP and minute"),
+		ConnectionsPerListener: get(f.ConnectionsPerListener, DefaultConnectionsPerListener, 1000000, "connections_per_listener", "open connections per listener"),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -217,5 +218,50 @@ func TestSetMemoryLimit(t *testing.T) {
 	setMemoryLimit(slog.New(slog.DiscardHandler), memlimit.Limit(200<<20))
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 		t.Errorf("limit %d: the operator's GOMEMLIMIT was overridden", got)
+	}
+}
+
+// Connections beyond a listener's cap wait their turn, idle kept-alive ones
+// are closed near it, and connections that say nothing are cut: a new
+// client is always answered.
+func TestConnectionCap(t *testing.T) {
+	// Idle connections would stay 10 minutes: a client served within the
+	// minute was served because idle ones were closed near the cap.
+	withTimeouts(t, timeouts{readHeader: 300 * time.Millisecond, read: 600 * time.Millisecond, write: 600 * time.Millisecond, idle: 10 * time.Minute})
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte("limits: {connections_per_listener: 20}\ndomains:\n  - name: example.com\n    provider: microsoft365\n"), 0o600)
+	r := startServe(t, "-config", cfg)
+	url := "http://" + r.http + "/mail/config-v1.1.xml?emailaddress=a@example.com"
+
+	// 30 clients that keep their connection open after one answer: more
+	// than the cap, yet every one is answered.
+	var kept []*http.Client
+	for i := range 30 {
+		c := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		kept = append(kept, c)
+		if code, _ := get(t, c, url); code != 200 {
+			t.Fatalf("keep-alive client %d: %d", i, code)
+		}
+	}
+	// 200 connections beyond the cap that never say a word.
+	for range 200 {
+		c, err := net.DialTimeout("tcp", r.http, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	// A new client is still answered (once the silent ones are cut at the
+	// read-header timeout), and so are the kept-alive ones.
+	fresh := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
+	if code, _ := get(t, fresh, url); code != 200 {
+		t.Errorf("a new client beyond the cap: %d", code)
+	}
+	if code, _ := get(t, kept[0], url); code != 200 {
+		t.Errorf("a kept-alive client: %d", code)
+	}
+	if code, _ := get(t, http.DefaultClient, "http://"+r.admin+"/healthz"); code != 200 {
+		t.Errorf("admin: %d", code)
 	}
 }

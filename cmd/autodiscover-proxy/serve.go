@@ -101,8 +101,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return nil, fmt.Errorf("listen %s: %w", name, err)
 		}
-		listeners = append(listeners, ln)
 		s := newHTTPServer(h, log, serverTimeouts)
+		limit := newConnCap(cfg.Limits.ConnectionsPerListener)
+		s.ConnState = limit.ConnState
+		listeners = append(listeners, limit.Listener(ln))
 		servers = append(servers, s)
 		return s, nil
 	}
@@ -251,7 +253,10 @@ func newHTTPServer(h http.Handler, log *slog.Logger, t timeouts) *http.Server {
 		WriteTimeout:      t.write,
 		IdleTimeout:       t.idle,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// A client needs a stream or two; more in flight on one connection
+		// only multiplies its cost (RFC 9113 §5.1.2).
+		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: 16},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
 
