@@ -171,12 +171,20 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 }
 
-// limitPages serves h within the client's limits.pages_per_client_per_minute;
-// past it, a page that says to wait, with Retry-After.
+// limitPages serves h within the client's limits.pages_per_client_per_minute,
+// and at most as many at once as half the CPUs, so that a flood of pages
+// from many clients leaves the other answers CPU; past the client's limit,
+// a page that says to wait, with Retry-After.
 func (s *Server) limitPages(d Dialect, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		cfg := s.site.Load().cfg
 		if s.pageLimits.allow(clientIP(r, cfg.TrustedProxies), cfg.Limits.PagesPerClientPerMinute, s.Now()) {
+			select {
+			case s.pageSlots <- struct{}{}:
+				defer func() { <-s.pageSlots }()
+			case <-r.Context().Done():
+				return
+			}
 			h(w, r)
 			return
 		}

@@ -39,7 +39,7 @@ type Server struct {
 
 	cache          byteCache     // upstream answers
 	qrCodes        byteCache     // rendered QR codes, by profile URL
-	qrRender       chan struct{} // a token per QR code being drawn
+	pageSlots      chan struct{} // a token per setup page or profile being made
 	relayLimits    relayLimiter
 	pageLimits     pageLimiter
 	untrustedPeers peerSet // peers warned about (untrustedProxy)
@@ -58,7 +58,7 @@ func New(cfg *config.Config) (*Server, error) {
 	rand.Read(s.addressKey)
 	s.cache.ttl, s.cache.maxSize = upstreamCacheTTL, func() int { return s.site.Load().cfg.Limits.UpstreamCacheBytes }
 	s.qrCodes.ttl, s.qrCodes.maxSize = time.Hour, func() int { return qrCacheBytes }
-	s.qrRender = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+	s.pageSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	if err := s.Load(cfg); err != nil {
 		return nil, err
 	}

@@ -154,21 +154,14 @@ func signIn(auth []string, d *config.Domain, smtp bool) string {
 // who reloads the page gets the one drawn before.
 const qrCacheBytes = 4 << 20
 
-// qrCode is the QR code for a profile URL: a cached one, or one drawn now
-// if a drawing slot is free (at most half the CPUs draw at once), or none:
-// the page then offers the link alone, and a flood of setup pages cannot
-// take the CPU the other answers need. Encoding a QR code (its mask
-// penalties) costs milliseconds.
+// qrCode is the QR code for a profile URL: a cached one, or one drawn now.
+// Encoding a QR code (its mask penalties) costs milliseconds; pages are
+// made by at most half the CPUs at once (limitPages), so a flood of them
+// leaves the other answers CPU.
 func (s *Server) qrCode(u string) template.HTML {
 	now := s.Now()
 	if b, ok := s.qrCodes.get(u, now); ok {
 		return template.HTML(b)
-	}
-	select {
-	case s.qrRender <- struct{}{}:
-		defer func() { <-s.qrRender }()
-	default:
-		return ""
 	}
 	code := qrSVG(u)
 	s.qrCodes.put(u, []byte(code), now)

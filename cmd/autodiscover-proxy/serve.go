@@ -96,6 +96,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			l.Close()
 		}
 	}()
+	var caps []*connCap
 	listen := func(name, addr string, h http.Handler) (*http.Server, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -104,6 +105,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		s := newHTTPServer(h, log, serverTimeouts)
 		limit := newConnCap(cfg.Limits.ConnectionsPerListener)
 		s.ConnState = limit.ConnState
+		caps = append(caps, limit)
 		listeners = append(listeners, limit.Listener(ln))
 		servers = append(servers, s)
 		return s, nil
@@ -141,6 +143,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logOut.Flush() // what start-up said, at once
 	runCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
+	for _, c := range caps {
+		go c.Run(runCtx)
+	}
 	errc := make(chan error, len(servers))
 	for i, s := range servers {
 		ln := listeners[i]
