@@ -1,16 +1,9 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -179,24 +172,20 @@ func millis(s string) float64 {
 }
 
 // fakeUpstream serves a valid 250 KB outlook answer with business hosts on
-// 127.0.0.1 over TLS, with a CA file for serve's SSL_CERT_FILE.
+// localhost over TLS, with its certificate (self-signed: its own root) as
+// the CA file for serve's SSL_CERT_FILE.
 func fakeUpstream(dir string) (url, caFile string, stop func(), err error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caFile, keyFile, err := writeCert(dir, "upstream", false)
 	if err != nil {
 		return "", "", nil, err
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "bench upstream"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	pair, err := tls.LoadX509KeyPair(caFile, keyFile)
 	if err != nil {
 		return "", "", nil, err
 	}
-	caFile = filepath.Join(dir, "upstream-ca.pem")
-	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	answer := `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><User><DisplayName>` +
 		strings.Repeat("x", 250<<10) + `</DisplayName></User><Account><AccountType>email</AccountType><Action>settings</Action><Protocol><Type>IMAP</Type><Server>outlook.office365.com</Server><Port>993</Port><SSL>on</SSL></Protocol></Account></Response></Autodiscover>`
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: k}}})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -206,5 +195,6 @@ func fakeUpstream(dir string) (url, caFile string, stop func(), err error) {
 		io.WriteString(w, answer)
 	}), ErrorLog: quietLog}
 	go srv.Serve(ln)
-	return "https://" + ln.Addr().String() + "/autodiscover/autodiscover.xml", caFile, func() { srv.Close() }, nil
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return "https://localhost:" + port + "/autodiscover/autodiscover.xml", caFile, func() { srv.Close() }, nil
 }
