@@ -87,7 +87,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.domain = a.domain.Name
 	email := rec.address
-	if up := a.domain.Upstream; up != nil {
+	if a.domain.Upstream != nil {
 		ans, res, cause := s.askUpstream(r, a, req, body, addr)
 		rec.upstream = res
 		s.Metrics.observeUpstream(a.domain.Name, res)

@@ -277,8 +277,7 @@ func rewriteConsumerHosts(doc *etree.Document, d *config.Domain) bool {
 			changed = true
 			switch repl := replacementURL(c, d); {
 			case repl != "":
-				c.Child = nil
-				c.SetText(repl)
+				setText(c, repl)
 			case c.Tag == "Url" || c.Tag == "Name":
 				// A mobilesync Server without a business ActiveSync URL.
 				if srv := c.Parent(); srv.Tag == "Server" && srv.Parent() != nil {
@@ -328,8 +327,14 @@ func setChild(e *etree.Element, tag, text string) {
 	if c == nil {
 		c = e.CreateElement(tag)
 	}
-	c.Child = nil
-	c.SetText(text)
+	setText(c, text)
+}
+
+// setText makes e hold text alone: SetText replaces only the first run of
+// text, and would leave mixed-in markup and the text after it.
+func setText(e *etree.Element, text string) {
+	e.Child = nil
+	e.SetText(text)
 }
 
 // validUpstreamAnswer re-validates a corrected answer: a POX settings
