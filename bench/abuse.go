@@ -124,6 +124,25 @@ func abuse(bin, dir, cert, key string) ([]abuseRow, error) {
 	rows = append(rows, abuseRow{"the same, the flood from one client (default page limit: 429s past 30 a minute)",
 		fmt.Sprintf("%s / %s = %.2f", under.p99, alone.p99, factor), fmt.Sprintf("≤ %.0f×", targetFloodP99Factor), factor <= targetFloodP99Factor})
 
+	// The yardstick: the same 16 connections asking for JSON answers
+	// instead, the cheapest request there is. What a flood of anything
+	// does to p99 on this machine (the load generator shares its CPUs).
+	fmt.Fprintln(os.Stderr, "abuse: JSON p99 under a flood of JSON answers (the yardstick)")
+	go func() {
+		_, err := wrkScript(filepath.Join(dir, "flood.lua"), jsonLua, jsonURL, 16, *duration*2+2*time.Second)
+		flood <- err
+	}()
+	time.Sleep(time.Second)
+	if under, err = wrkScript(script, paced, jsonURL, 16, *duration*2); err != nil {
+		return nil, err
+	}
+	if err := <-flood; err != nil {
+		return nil, err
+	}
+	factor = millis(under.p99) / millis(alone.p99)
+	rows = append(rows, abuseRow{"yardstick: the same, the flood asking JSON answers (no target: any flood's cost on this machine)",
+		fmt.Sprintf("%s / %s = %.2f", under.p99, alone.p99, factor), "", true})
+
 	fmt.Fprintln(os.Stderr, "abuse: connection attempts beyond the cap")
 	var held []net.Conn
 	for range 512 + beyondCap {

@@ -338,7 +338,7 @@ func answerSizes(s *server, probes []benchProbe) (map[string]int, error) {
 		if resp.StatusCode != 200 {
 			return nil, fmt.Errorf("%s: HTTP %d", p.label, resp.StatusCode)
 		}
-		if _, err := p.probe.Read(resp.Header.Get("Content-Type"), body); err != nil {
+		if _, err := p.probe.Read(resp.StatusCode, resp.Header.Get("Content-Type"), body); err != nil {
 			return nil, fmt.Errorf("%s: %v", p.label, err)
 		}
 		path, _, _ := strings.Cut(p.probe.Path, "?")
@@ -720,7 +720,11 @@ func report(w io.Writer, rows []row, abuseRows []abuseRow, serveRSS, loadSecs, l
 	if len(abuseRows) > 0 {
 		fmt.Fprintln(w, "\nUnder abuse (one domain, loopback):\n\n| measure | figure | target | met |\n|---|---|---|---|")
 		for _, r := range abuseRows {
-			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", r.name, r.value, r.target, mark(r.met))
+			met := mark(r.met)
+			if r.target == "" { // a yardstick, not a target
+				met = ""
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", r.name, r.value, r.target, met)
 		}
 	}
 	if missed > 0 && *only == "" {
