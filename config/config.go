@@ -4,6 +4,7 @@ package config
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -94,9 +95,13 @@ type Domain struct {
 	IMAP        *Server // nil when not offered
 	POP3        *Server
 	SMTP        *Server
-	// ActiveSyncURL and EWSURL are empty when not offered.
+	// ActiveSyncURL, EWSURL and OABURL (the offline address book) are
+	// empty when not offered or not known.
 	ActiveSyncURL string
 	EWSURL        string
+	OABURL        string
+	// ExchangeHost is the exchange provider's server name.
+	ExchangeHost string
 	// LoginName is %EMAILADDRESS%, %EMAILLOCALPART% or NETBIOS\%EMAILLOCALPART%.
 	LoginName       string
 	OutlookExchange string
@@ -168,6 +173,26 @@ func (d *Domain) SMTPAuth(t time.Time) []string {
 		return p.SMTPAuth
 	}
 	return append(append([]string(nil), p.SMTPAuth...), AuthPasswordCleartext)
+}
+
+// EWSInAutoconfig reports whether the Thunderbird document carries EWS
+// entries at time t.
+func (d *Domain) EWSInAutoconfig(t time.Time) bool {
+	until := d.Provider.EWSInAutoconfigUntil
+	return d.EWSURL != "" && (until.IsZero() || t.Before(until))
+}
+
+// Changes are the instants at which the domain's answers change on their
+// own (a provider's announced dates), in order.
+func (d *Domain) Changes() []time.Time {
+	var ts []time.Time
+	for _, t := range []time.Time{d.Provider.SMTPPasswordUntil, d.Provider.EWSInAutoconfigUntil} {
+		if !t.IsZero() {
+			ts = append(ts, t)
+		}
+	}
+	slices.SortFunc(ts, time.Time.Compare)
+	return slices.CompactFunc(ts, time.Time.Equal)
 }
 
 // LoginFor fills the login-name form for one address.

@@ -76,6 +76,45 @@ domains:
 	}
 }
 
+// TestExchangeProvider: every endpoint comes from exchange_host, on
+// Exchange's default paths; overrides merge onto them field by field.
+func TestExchangeProvider(t *testing.T) {
+	c, err := Parse([]byte(`
+domains:
+  - name: fabrikam.example
+    provider: exchange
+    exchange_host: Mail.Fabrikam.Example
+    smtp: {port: 465, tls: ssl}
+    oab: {url: "https://oab.fabrikam.example/OAB/"}
+  - name: tailspin.example
+    provider: exchange
+    exchange_host: owa.tailspin.example
+`), "test.yaml", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := c.Lookup("fabrikam.example")
+	want := []*Server{{"mail.fabrikam.example", 993, SecuritySSL}, {"mail.fabrikam.example", 995, SecuritySSL}, {"mail.fabrikam.example", 465, SecuritySSL}}
+	if got := []*Server{d.IMAP, d.POP3, d.SMTP}; !reflect.DeepEqual(got, want) {
+		t.Errorf("servers %+v %+v %+v", *got[0], *got[1], *got[2])
+	}
+	if d.ActiveSyncURL != "https://mail.fabrikam.example/Microsoft-Server-ActiveSync" || d.EWSURL != "https://mail.fabrikam.example/EWS/Exchange.asmx" ||
+		d.OABURL != "https://oab.fabrikam.example/OAB/" {
+		t.Errorf("urls %q %q %q", d.ActiveSyncURL, d.EWSURL, d.OABURL)
+	}
+	if d.OutlookExchange != OutlookSettings || !reflect.DeepEqual(d.Provider.IncomingAuth, []string{AuthPasswordCleartext}) ||
+		!reflect.DeepEqual(d.SMTPAuth(time.Now()), []string{AuthPasswordCleartext}) || !d.EWSInAutoconfig(time.Now()) {
+		t.Errorf("policy %q auth %v / %v, ews in autoconfig %v", d.OutlookExchange, d.Provider.IncomingAuth, d.SMTPAuth(time.Now()), d.EWSInAutoconfig(time.Now()))
+	}
+	d2, _ := c.Lookup("tailspin.example")
+	if d2.IMAP.Host != "owa.tailspin.example" || d2.OABURL != "https://owa.tailspin.example/OAB/" || d.ExchangeHost != "mail.fabrikam.example" {
+		t.Errorf("second domain %+v %q; first host %q", d2.IMAP, d2.OABURL, d.ExchangeHost)
+	}
+	if p, _ := LookupPreset(ProviderExchange); p.IMAP.Host != "" {
+		t.Errorf("a domain's exchange_host leaked into the shared preset: %q", p.IMAP.Host)
+	}
+}
+
 func TestSMTPPasswordWindow(t *testing.T) {
 	d, _ := Default().Lookup("example.com")
 	before := time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)
@@ -105,7 +144,14 @@ func TestParseErrors(t *testing.T) {
 		{"bad port", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap:\n      port: 99999\n", []string{"test.yaml:5: domains[0].imap.port: 99999 is not a TCP port"}},
 		{"port not a number", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap: {port: abc}\n", []string{"line 4", "abc"}},
 		{"bad tls mode", "domains:\n  - name: a.com\n    provider: microsoft365\n    smtp: {tls: tls}\n", []string{":4: domains[0].smtp.tls", "use ssl (implicit TLS), starttls or none"}},
-		{"unknown provider", "domains:\n  - name: a.com\n    provider: exchange\n", []string{":3: domains[0].provider", "unknown provider \"exchange\""}},
+		{"unknown provider", "domains:\n  - name: a.com\n    provider: zimbra\n", []string{":3: domains[0].provider", "unknown provider \"zimbra\"", "exchange"}},
+		{"exchange without host", "domains:\n  - name: a.com\n    provider: exchange\n", []string{":2: domains[0].exchange_host: provider exchange needs exchange_host"}},
+		{"exchange host on another provider", "domains:\n  - name: a.com\n    provider: microsoft365\n    exchange_host: mail.a.com\n",
+			[]string{":4: domains[0].exchange_host: only provider exchange takes exchange_host"}},
+		{"exchange host consumer", "domains:\n  - name: a.com\n    provider: exchange\n    exchange_host: \"ｍ.hotmail.com\"\n",
+			[]string{":4: domains[0].exchange_host: m.hotmail.com is a consumer Outlook.com/Hotmail endpoint"}},
+		{"bad oab url", "domains:\n  - name: a.com\n    provider: exchange\n    exchange_host: mail.a.com\n    oab: {url: 'http://mail.a.com/OAB/'}\n",
+			[]string{":5: domains[0].oab.url", "is not an https URL"}},
 		{"duplicate domain", "domains:\n  - name: a.com\n    provider: microsoft365\n  - name: A.COM\n    provider: google-workspace\n",
 			[]string{":4: domains[1].name: a.com is already configured at domains[0].name (line 2)"}},
 		{"duplicate alias", "domains:\n  - name: a.com\n    provider: microsoft365\n  - name: b.com\n    aliases: [c.com, a.com]\n    provider: microsoft365\n",

@@ -183,6 +183,8 @@ type fileDomain struct {
 	SMTP            *fileServer   `yaml:"smtp"`
 	ActiveSync      *fileURL      `yaml:"activesync"`
 	EWS             *fileURL      `yaml:"ews"`
+	OAB             *fileURL      `yaml:"oab"`
+	ExchangeHost    string        `yaml:"exchange_host"`
 	LoginName       string        `yaml:"login_name"`
 	OutlookExchange string        `yaml:"outlook_exchange"`
 	ACMEApex        bool          `yaml:"acme_apex"`

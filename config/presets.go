@@ -40,6 +40,7 @@ type Preset struct {
 	SMTP          *Server
 	ActiveSyncURL string
 	EWSURL        string
+	OABURL        string
 	// IncomingAuth and SMTPAuth are the sign-in methods offered, preferred
 	// first, as Thunderbird <authentication> values.
 	IncomingAuth []string
@@ -49,6 +50,13 @@ type Preset struct {
 	// submission but has announced the end.
 	SMTPPasswordUntil time.Time
 	OAuth2            *OAuth2
+	// EWSInAutoconfigUntil, when set, ends the EWS entries of the
+	// Thunderbird document at that instant: the provider retires EWS then.
+	// Zero offers them whenever the domain has an EWS URL.
+	EWSInAutoconfigUntil time.Time
+	// FromExchangeHost: every endpoint comes from the domain's
+	// exchange_host (the server names are left empty here).
+	FromExchangeHost bool
 	// OutlookExchange is the default policy for Outlook asking for Exchange;
 	// OutlookRedirectURL is where "redirect" sends it.
 	OutlookExchange    string
@@ -60,7 +68,15 @@ type Preset struct {
 const (
 	ProviderMicrosoft365    = "microsoft365"
 	ProviderGoogleWorkspace = "google-workspace"
+	ProviderExchange        = "exchange"
 	ProviderCustom          = "custom"
+)
+
+// Exchange's default virtual directories, under a domain's exchange_host.
+const (
+	exchangeActiveSyncPath = "/Microsoft-Server-ActiveSync"
+	exchangeEWSPath        = "/EWS/Exchange.asmx"
+	exchangeOABPath        = "/OAB/"
 )
 
 var presets = map[string]*Preset{
@@ -91,9 +107,14 @@ var presets = map[string]*Preset{
 			AuthURL:  "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
 			TokenURL: "https://login.microsoftonline.com/common/oauth2/v2.0/token",
 		},
-		OutlookExchange:    OutlookRedirect,
-		OutlookRedirectURL: "https://autodiscover-s.outlook.com/autodiscover/autodiscover.xml",
-		DocumentationURL:   "https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/pop3-and-imap4/pop3-and-imap4",
+		// EWS in Exchange Online: blocked by default for applications not
+		// on the tenant's allow-list from 2026-10-01, switched off for good
+		// on 2027-04-01 (Exchange Team blog). Admins can allow Thunderbird
+		// until then; the IMAP entries stay first, so nobody is steered to it.
+		EWSInAutoconfigUntil: time.Date(2027, time.April, 1, 0, 0, 0, 0, time.UTC),
+		OutlookExchange:      OutlookRedirect,
+		OutlookRedirectURL:   "https://autodiscover-s.outlook.com/autodiscover/autodiscover.xml",
+		DocumentationURL:     "https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/pop3-and-imap4/pop3-and-imap4",
 	},
 	// Google Workspace (ISPDB googlemail.com.xml; Google's XOAUTH2 document).
 	// App passwords still work, so password-cleartext stays as a second choice.
@@ -113,6 +134,23 @@ var presets = map[string]*Preset{
 		},
 		OutlookExchange:  OutlookSettings,
 		DocumentationURL: "https://support.google.com/mail/answer/7126229",
+	},
+	// exchange: an Exchange server that someone other than Microsoft runs
+	// (on-premises, or hosted Exchange), on one public name, exchange_host:
+	// IMAP, POP3 and SMTP submission on their standard TLS ports (Microsoft
+	// Learn, "POP3 and IMAP4 in Exchange Server"; Exchange's client
+	// receive connector on 587), ActiveSync, EWS and the offline address
+	// book on Exchange's default virtual directories. Password sign-in.
+	ProviderExchange: {
+		Name:             ProviderExchange,
+		DisplayName:      "Exchange",
+		IMAP:             &Server{Port: 993, Security: SecuritySSL},
+		POP3:             &Server{Port: 995, Security: SecuritySSL},
+		SMTP:             &Server{Port: 587, Security: SecurityStartTLS},
+		IncomingAuth:     []string{AuthPasswordCleartext},
+		SMTPAuth:         []string{AuthPasswordCleartext},
+		FromExchangeHost: true,
+		OutlookExchange:  OutlookSettings,
 	},
 	// custom: every server comes from the config file.
 	ProviderCustom: {

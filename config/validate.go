@@ -243,9 +243,15 @@ func (v *validator) domain(fd *fileDomain, path string) *Domain {
 	}
 	preset, ok := presets[fd.Provider]
 	if !ok {
-		v.addf(path+".provider", "unknown provider %q: use %s, %s or %s", fd.Provider,
-			ProviderMicrosoft365, ProviderGoogleWorkspace, ProviderCustom)
+		v.addf(path+".provider", "unknown provider %q: use %s, %s, %s or %s", fd.Provider,
+			ProviderMicrosoft365, ProviderGoogleWorkspace, ProviderExchange, ProviderCustom)
 		return nil
+	}
+	if preset.FromExchangeHost {
+		preset = v.exchangePreset(preset, fd.ExchangeHost, path+".exchange_host")
+	} else if fd.ExchangeHost != "" {
+		v.addf(path+".exchange_host", "only provider %s takes exchange_host; provider %s has its own servers (override them with imap, pop3, smtp, activesync, ews)",
+			ProviderExchange, preset.Name)
 	}
 	d := &Domain{
 		Name:            name,
@@ -256,6 +262,10 @@ func (v *validator) domain(fd *fileDomain, path string) *Domain {
 		ACMEApex:        fd.ACMEApex,
 		ActiveSyncURL:   preset.ActiveSyncURL,
 		EWSURL:          preset.EWSURL,
+		OABURL:          preset.OABURL,
+	}
+	if preset.FromExchangeHost {
+		d.ExchangeHost = preset.IMAP.Host
 	}
 	if d.DisplayName == "" {
 		d.DisplayName = name
@@ -285,6 +295,9 @@ func (v *validator) domain(fd *fileDomain, path string) *Domain {
 	if fd.EWS != nil {
 		d.EWSURL = v.httpsURL(fd.EWS.URL, path+".ews.url")
 	}
+	if fd.OAB != nil {
+		d.OABURL = v.httpsURL(fd.OAB.URL, path+".oab.url")
+	}
 	switch {
 	case d.LoginName == "":
 		d.LoginName = LoginEmailAddress
@@ -309,6 +322,28 @@ func (v *validator) domain(fd *fileDomain, path string) *Domain {
 		v.addf(path+".outlook_exchange", "%q is not a policy: use %s or %s", d.OutlookExchange, OutlookRedirect, OutlookSettings)
 	}
 	return d
+}
+
+// exchangePreset is the exchange preset with the domain's exchange_host
+// filled in: the server names and Exchange's default URLs under it.
+func (v *validator) exchangePreset(p *Preset, host, path string) *Preset {
+	if host == "" {
+		v.addf(path, "provider %s needs exchange_host: the public name of the Exchange server (mail.example.com)", p.Name)
+		host = "exchange-host.invalid" // keeps the other checks going
+	} else if h, err := normalizeServerHost(host); err != nil {
+		v.addf(path, "%v", err)
+		host = "exchange-host.invalid"
+	} else {
+		host = h
+		v.notConsumer(h, path)
+	}
+	q := *p
+	with := func(s *Server) *Server { c := *s; c.Host = host; return &c }
+	q.IMAP, q.POP3, q.SMTP = with(p.IMAP), with(p.POP3), with(p.SMTP)
+	q.ActiveSyncURL = "https://" + host + exchangeActiveSyncPath
+	q.EWSURL = "https://" + host + exchangeEWSPath
+	q.OABURL = "https://" + host + exchangeOABPath
+	return &q
 }
 
 // checkDisplayName keeps display names to printable text: they reach XML,
