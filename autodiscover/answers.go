@@ -19,16 +19,39 @@ type answers struct {
 	domain *config.Domain
 	values []string // the domain's slot values, from slotIMAPHost on, escaped for XML
 
-	// outlook 2006a settings.
+	// outlook 2006a settings, as Exchange orders them: EXCH and EXPR first
+	// where EWS is offered, then IMAP, POP3, SMTP.
 	outlook *xmlschema.Template
+	// outlookDesktop is the settings answer for Outlook desktop asking for
+	// Exchange under the "settings" policy: IMAP, POP3 and SMTP only. Given
+	// EXCH/EXPR, Outlook would try RPC over HTTP instead of IMAP.
+	outlookDesktop *xmlschema.Template
 	// outlookRedirect is the static redirectUrl answer for Outlook asking
 	// for Exchange, or nil when the domain's policy is "settings".
 	outlookRedirect []byte
 	// mobilesync; nil without ActiveSync.
 	mobilesync *xmlschema.Template
-	// autoconfig is the Thunderbird document before and after the preset's
-	// SMTP password cutoff (the same template when there is none).
-	autoconfigBefore, autoconfigAfter *xmlschema.Template
+	// autoconfig is the Thunderbird document for each period between the
+	// provider's announced dates (Domain.Changes), in order.
+	autoconfig []periodTemplate
+}
+
+// periodTemplate is a document served from an instant on.
+type periodTemplate struct {
+	from time.Time // zero: from the start
+	t    *xmlschema.Template
+}
+
+// autoconfigAt is the Thunderbird document for time t.
+func (a *answers) autoconfigAt(t time.Time) *xmlschema.Template {
+	cur := a.autoconfig[0].t
+	for _, p := range a.autoconfig[1:] {
+		if t.Before(p.from) {
+			break
+		}
+		cur = p.t
+	}
+	return cur
 }
 
 // Template slots. The first three are the user's, filled per request; the
@@ -43,6 +66,7 @@ const (
 	slotEWSURL
 	slotEWSHost
 	slotActiveSyncURL
+	slotOABURL
 	slotProviderID
 	slotDomainDisplay
 	slotDomains // the domain and its aliases, to the end
@@ -59,7 +83,7 @@ func domainValues(d *config.Domain) []string {
 		}
 		return s.Host
 	}
-	v := append([]string{host(d.IMAP), host(d.POP3), host(d.SMTP), d.EWSURL, urlHost(d.EWSURL), d.ActiveSyncURL, d.Name, d.DisplayName}, d.Names()...)
+	v := append([]string{host(d.IMAP), host(d.POP3), host(d.SMTP), d.EWSURL, urlHost(d.EWSURL), d.ActiveSyncURL, d.OABURL, d.Name, d.DisplayName}, d.Names()...)
 	for i := range v {
 		v[i] = xmlschema.Escape(v[i]) // once here, not per request (Template.Append)
 	}
@@ -82,7 +106,9 @@ type templateKey struct {
 	document   string // "outlook", "mobilesync" or "autoconfig"
 	imap, pop3 serverShape
 	smtp       serverShape
-	ews        bool
+	ews        bool // EWS entries (EXCH/EXPR; autoconfig's ews/exchange)
+	oab        bool
+	eas        bool
 	// Autoconfig only.
 	provider string
 	login    string
@@ -125,9 +151,14 @@ func (c *compiler) compile(d *config.Domain) (*answers, error) {
 	a := &answers{domain: d, values: domainValues(d)}
 	servers := templateKey{imap: shapeOf(d.IMAP), pop3: shapeOf(d.POP3), smtp: shapeOf(d.SMTP)}
 	outlook := servers
-	outlook.document, outlook.ews = "outlook", d.EWSURL != ""
+	outlook.document, outlook.ews, outlook.oab = "outlook", d.EWSURL != "", d.OABURL != ""
 	var err error
-	if a.outlook, err = c.template(outlook, func() *etree.Document { return outlookSettings(d).Document() }); err != nil {
+	if a.outlook, err = c.template(outlook, func() *etree.Document { return outlookSettings(d, true).Document() }); err != nil {
+		return nil, fmt.Errorf("domain %s: outlook answer: %w", d.Name, err)
+	}
+	desktop := servers
+	desktop.document = "outlook"
+	if a.outlookDesktop, err = c.template(desktop, func() *etree.Document { return outlookSettings(d, false).Document() }); err != nil {
 		return nil, fmt.Errorf("domain %s: outlook answer: %w", d.Name, err)
 	}
 	if d.OutlookExchange == config.OutlookRedirect {
@@ -145,17 +176,22 @@ func (c *compiler) compile(d *config.Domain) (*answers, error) {
 		}
 	}
 	n := 1 + len(d.Aliases)
-	p := d.Provider
-	for _, v := range []struct {
-		t   **xmlschema.Template
-		now time.Time
-	}{{&a.autoconfigBefore, p.SMTPPasswordUntil.Add(-1)}, {&a.autoconfigAfter, p.SMTPPasswordUntil}} {
-		auth := d.SMTPAuth(v.now)
+	// One document per period: from the start, then from each change on.
+	periods := append([]time.Time{{}}, d.Changes()...)
+	for i, from := range periods {
+		at := from
+		if i == 0 && len(periods) > 1 {
+			at = periods[1].Add(-1)
+		}
+		auth, ews := d.SMTPAuth(at), d.EWSInAutoconfig(at)
 		key := servers
-		key.document, key.provider, key.login, key.smtpAuth, key.names = "autoconfig", p.Name, d.LoginName, strings.Join(auth, ","), n
-		if *v.t, err = c.template(key, func() *etree.Document { return thunderbird(d, auth, n).Document() }); err != nil {
+		key.document, key.provider, key.login, key.smtpAuth, key.names = "autoconfig", d.Provider.Name, d.LoginName, strings.Join(auth, ","), n
+		key.ews, key.eas = ews, ews && d.ActiveSyncURL != ""
+		t, err := c.template(key, func() *etree.Document { return thunderbird(d, auth, ews, n).Document() })
+		if err != nil {
 			return nil, fmt.Errorf("domain %s: autoconfig: %w", d.Name, err)
 		}
+		a.autoconfig = append(a.autoconfig, periodTemplate{from, t})
 	}
 	return a, nil
 }
@@ -171,10 +207,28 @@ func mobileSync() *xmlschema.MobileSyncResponse {
 }
 
 // outlookSettings is the outlook 2006a settings answer with slots for the
-// user's parts.
-func outlookSettings(d *config.Domain) *xmlschema.OutlookResponse {
+// user's parts; exchange adds EXCH and EXPR where EWS is offered.
+func outlookSettings(d *config.Domain, exchange bool) *xmlschema.OutlookResponse {
 	login := xmlschema.Slot(slotLogin)
 	var protos []xmlschema.Protocol
+	if exchange && d.EWSURL != "" {
+		// First, as in Exchange's own answers: some clients read only the
+		// first Protocol (evolution-data-server's GNOME Online Accounts
+		// module takes ASUrl and OABUrl from it). exchangelib reads EwsUrl
+		// from EXPR (preferred) or EXCH, Thunderbird only from EXCH/EXHTTP
+		// (its readAutoDiscoverXML), Evolution EWS takes ASUrl: send all.
+		// ASUrl is the Availability Service, which is EWS. OABUrl only where
+		// the config knows it (Microsoft 365's is per tenant).
+		host, ews := xmlschema.Slot(slotEWSHost), xmlschema.Slot(slotEWSURL)
+		oab := ""
+		if d.OABURL != "" {
+			oab = xmlschema.Slot(slotOABURL)
+		}
+		protos = append(protos,
+			xmlschema.Protocol{Type: xmlschema.TypeEXCH, Server: host, ASUrl: ews, EwsURL: ews, OABUrl: oab},
+			xmlschema.Protocol{Type: xmlschema.TypeEXPR, Server: host, SSL: xmlschema.On, ASUrl: ews, EwsURL: ews, OABUrl: oab},
+		)
+	}
 	for _, s := range []struct {
 		typ  string
 		srv  *config.Server
@@ -183,16 +237,6 @@ func outlookSettings(d *config.Domain) *xmlschema.OutlookResponse {
 		if s.srv != nil {
 			protos = append(protos, poxProtocol(s.typ, s.srv, xmlschema.Slot(s.host), login))
 		}
-	}
-	if d.EWSURL != "" {
-		// exchangelib reads EwsUrl from EXPR (preferred) or EXCH, Thunderbird
-		// only from EXCH/EXHTTP (its readAutoDiscoverXML): send both. ASUrl is the
-		// Availability Service, which is EWS too.
-		host, ews := xmlschema.Slot(slotEWSHost), xmlschema.Slot(slotEWSURL)
-		protos = append(protos,
-			xmlschema.Protocol{Type: xmlschema.TypeEXCH, Server: host, ASUrl: ews, EwsURL: ews},
-			xmlschema.Protocol{Type: xmlschema.TypeEXPR, Server: host, SSL: xmlschema.On, ASUrl: ews, EwsURL: ews},
-		)
 	}
 	return &xmlschema.OutlookResponse{
 		User: &xmlschema.User{
@@ -231,7 +275,7 @@ func outlookRedirect(u string) *xmlschema.OutlookResponse {
 // thunderbird is the config-v1.1.xml document for domains of n names, with
 // the domain's parts as slots. Its login names use Thunderbird's own
 // placeholders, so it is the same for every user.
-func thunderbird(d *config.Domain, smtpAuth []string, n int) *xmlschema.ClientConfig {
+func thunderbird(d *config.Domain, smtpAuth []string, ews bool, n int) *xmlschema.ClientConfig {
 	p := d.Provider
 	ep := xmlschema.EmailProvider{
 		ID:               xmlschema.Slot(slotProviderID),
@@ -248,6 +292,10 @@ func thunderbird(d *config.Domain, smtpAuth []string, n int) *xmlschema.ClientCo
 		s := incoming("pop3", d.POP3, xmlschema.Slot(slotPOP3Host), d.LoginName, p.IncomingAuth)
 		s.LeaveMessagesOnServer = true
 		ep.IncomingServers = append(ep.IncomingServers, s)
+	}
+	if ews {
+		// After IMAP and POP3, so that they stay the default choice.
+		ep.IncomingServers = append(ep.IncomingServers, exchangeEntries(d, p.IncomingAuth)...)
 	}
 	ep.OutgoingServers = []xmlschema.OutgoingServer{{
 		Hostname: xmlschema.Slot(slotSMTPHost), Port: d.SMTP.Port, SocketType: wordsFor[d.SMTP.Security].socketType,
@@ -269,5 +317,20 @@ func incoming(typ string, s *config.Server, host, login string, auth []string) x
 	return xmlschema.IncomingServer{
 		Type: typ, Hostname: host, Port: s.Port, SocketType: wordsFor[s.Security].socketType,
 		Username: login, Authentication: auth,
+	}
+}
+
+// exchangeEntries are the EWS entries of a Thunderbird document, in both
+// forms current Thunderbird reads (type ews, and the older type exchange).
+func exchangeEntries(d *config.Domain, auth []string) []xmlschema.IncomingServer {
+	url := xmlschema.Slot(slotEWSURL)
+	eas := ""
+	if d.ActiveSyncURL != "" {
+		eas = xmlschema.Slot(slotActiveSyncURL)
+	}
+	return []xmlschema.IncomingServer{
+		{Type: xmlschema.TypeEWS, URL: url, Username: d.LoginName, Authentication: auth},
+		{Type: xmlschema.TypeExchange, Hostname: xmlschema.Slot(slotEWSHost), Port: 443, SocketType: xmlschema.SocketSSL,
+			Username: d.LoginName, Authentication: auth, EWSURL: url, EASURL: eas},
 	}
 }

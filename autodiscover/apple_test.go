@@ -141,6 +141,11 @@ func appleExchanges() []exchange {
 				t.Errorf("payload %v", p[0])
 			}
 		})),
+		get("apple-exchange-eas", "/mobileconfig?email=nina%40northwind.example", ok, readApple(func(t *testing.T, top map[string]any, p []map[string]any) {
+			if p[0]["PayloadType"] != "com.apple.eas.account" || p[0]["Host"] != "mail.northwind.example" || p[0]["OAuth"] != false {
+				t.Errorf("payload %v", p[0])
+			}
+		})),
 		get("apple-error-microsoft365-imap-400", "/mobileconfig?email=jane%40contoso.com&type=imap", http.StatusBadRequest, nil),
 		get("apple-error-google-eas-400", "/mobileconfig?email=ann%40example.org&type=eas", http.StatusBadRequest, nil),
 		get("apple-error-unknown-domain-404", "/mobileconfig?email=eve%40unknown.example", http.StatusNotFound, nil),
@@ -148,6 +153,7 @@ func appleExchanges() []exchange {
 		get("setup-form", "/setup", ok, nil),
 		get("setup-microsoft365", "/setup?email=jane%40contoso.com", ok, nil),
 		get("setup-google-workspace", "/setup?email=ann%40example.org", ok, nil),
+		get("setup-exchange", "/setup?email=nina%40northwind.example", ok, nil),
 		get("setup-unknown-domain", "/setup?email=eve%40unknown.example", ok, nil),
 	}
 }

@@ -47,10 +47,7 @@ func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.domain = a.domain.Name
 	rec.outcome = OutcomeSettings
-	t := a.autoconfigAfter
-	if s.Now().Before(a.domain.Provider.SMTPPasswordUntil) {
-		t = a.autoconfigBefore
-	}
+	t := a.autoconfigAt(s.Now())
 	// The same for every address: caches may keep it. For HEAD, net/http
 	// sends the length and drops the body.
 	writeBody(w, http.StatusOK, contentTypeXML, "public, max-age=3600", t.Append(nil, noUser[:], a.values))

@@ -73,6 +73,8 @@ type exchange struct {
 	now    time.Time // zero: beforeCutoff
 	status int
 	read   func(t *testing.T, contentType string, body []byte)
+	// head checks the headers, for clients that read them.
+	head func(t *testing.T, h http.Header)
 }
 
 var (
@@ -90,6 +92,13 @@ var (
 			{Protocol: "smtp", Host: "smtp.gmail.com", Port: 465, Security: "ssl", Username: login},
 		}
 	}
+	northwind = func(login string) []clientcheck.Server {
+		return []clientcheck.Server{
+			{Protocol: "imap", Host: "mail.northwind.example", Port: 993, Security: "ssl", Username: login},
+			{Protocol: "pop3", Host: "mail.northwind.example", Port: 995, Security: "ssl", Username: login},
+			{Protocol: "smtp", Host: "mail.northwind.example", Port: 587, Security: "starttls", Username: login},
+		}
+	}
 	tailspin = func(login string) []clientcheck.Server {
 		return []clientcheck.Server{
 			{Protocol: "imap", Host: "mail.tailspin.example", Port: 993, Security: "ssl", Username: login},
@@ -100,8 +109,11 @@ var (
 )
 
 const (
-	m365EWS = "https://outlook.office365.com/EWS/Exchange.asmx"
-	m365EAS = "https://outlook.office365.com/Microsoft-Server-ActiveSync"
+	m365EWS      = "https://outlook.office365.com/EWS/Exchange.asmx"
+	m365EAS      = "https://outlook.office365.com/Microsoft-Server-ActiveSync"
+	northwindEWS = "https://mail.northwind.example/EWS/Exchange.asmx"
+	northwindEAS = "https://mail.northwind.example/Microsoft-Server-ActiveSync"
+	northwindOAB = "https://mail.northwind.example/OAB/"
 )
 
 func poxSettings(addr, ews string, servers []clientcheck.Server) func(*testing.T, string, []byte) {
@@ -113,6 +125,24 @@ func poxSettings(addr, ews string, servers []clientcheck.Server) func(*testing.T
 		if p.Action != "settings" || p.Address != addr || p.EwsURL != ews || !reflect.DeepEqual(p.Servers, servers) {
 			t.Errorf("clients read action %q address %q ews %q servers\n%+v\nwant settings %q %q\n%+v",
 				p.Action, p.Address, p.EwsURL, p.Servers, addr, ews, servers)
+		}
+		// Evolution EWS takes ASUrl; Exchange puts EXCH/EXPR first.
+		if p.ASUrl != ews || ews != "" && p.FirstProtocol.Type != "EXCH" {
+			t.Errorf("Evolution reads ASUrl %q (want %q); first Protocol %s, want EXCH as in Exchange's answers", p.ASUrl, ews, p.FirstProtocol.Type)
+		}
+	}
+}
+
+// poxGOA: GNOME Online Accounts, reading only the first Protocol, finds
+// the EWS and offline address book URLs.
+func poxGOA(addr, ews, oab string, servers []clientcheck.Server) func(*testing.T, string, []byte) {
+	settings := poxSettings(addr, ews, servers)
+	return func(t *testing.T, ct string, body []byte) {
+		settings(t, ct, body)
+		p, _ := clientcheck.ReadPOX(ct, body)
+		as, o, err := p.GOA()
+		if err != nil || as != ews || o != oab {
+			t.Errorf("GNOME Online Accounts reads ASUrl %q OABUrl %q (%v), want %q %q", as, o, err, ews, oab)
 		}
 	}
 }
@@ -131,7 +161,7 @@ func poxRedirect(url string) func(*testing.T, string, []byte) {
 
 func poxMobileSync(addr, url string) func(*testing.T, string, []byte) {
 	return func(t *testing.T, ct string, body []byte) {
-		p, err := clientcheck.ReadPOX(ct, body)
+		p, err := clientcheck.ReadMobileSync(ct, body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,6 +183,20 @@ func poxError(code int) func(*testing.T, string, []byte) {
 	}
 }
 
+// mobileSyncError: an error to a mobilesync request, as a namespace-strict
+// ActiveSync client reads it.
+func mobileSyncError(code int) func(*testing.T, string, []byte) {
+	return func(t *testing.T, ct string, body []byte) {
+		p, err := clientcheck.ReadMobileSync(ct, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ErrorCode != code {
+			t.Errorf("ActiveSync clients read error code %d, want %d", p.ErrorCode, code)
+		}
+	}
+}
+
 func readV2(proto, url string) func(*testing.T, string, []byte) {
 	return func(t *testing.T, ct string, body []byte) {
 		v, err := clientcheck.ReadV2(ct, body)
@@ -166,10 +210,19 @@ func readV2(proto, url string) func(*testing.T, string, []byte) {
 }
 
 func readTB(domains []string, servers []clientcheck.Server, smtpAuth []string) func(*testing.T, string, []byte) {
+	return readTBWith(domains, servers, smtpAuth, "", nil, "")
+}
+
+// readTBWith also checks the Exchange entries current Thunderbird reads:
+// the EWS URL with its sign-in and the ActiveSync URL ("" for none).
+func readTBWith(domains []string, servers []clientcheck.Server, smtpAuth []string, ews string, ewsAuth []string, eas string) func(*testing.T, string, []byte) {
 	return func(t *testing.T, ct string, body []byte) {
 		c, err := clientcheck.Thunderbird(ct, body)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if c.EWS != ews || !reflect.DeepEqual(c.EWSAuth, ewsAuth) || c.EASURL != eas {
+			t.Errorf("Thunderbird reads EWS %q %v, ActiveSync %q; want %q %v %q", c.EWS, c.EWSAuth, c.EASURL, ews, ewsAuth, eas)
 		}
 		var got []clientcheck.Server
 		for _, s := range append(c.Incoming, c.Outgoing...) {
@@ -214,11 +267,11 @@ func soapBody(op string, items []string, settings ...string) string {
 	return b.String()
 }
 
-// readSOAP checks a SOAP answer as the EWS Managed API reads it; check
-// looks at what it read.
-func readSOAP(check func(*testing.T, *clientcheck.SOAP)) func(*testing.T, string, []byte) {
+// readSOAP checks a SOAP answer with its status as the EWS Managed API
+// reads it; check looks at what it read.
+func readSOAP(status int, check func(*testing.T, *clientcheck.SOAP)) func(*testing.T, string, []byte) {
 	return func(t *testing.T, ct string, body []byte) {
-		s, err := clientcheck.ReadSOAP(ct, body)
+		s, err := clientcheck.ReadSOAP(status, ct, body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,11 +289,16 @@ func exchanges() []exchange {
 			host: "autodiscover.contoso.com", body: body, status: status, read: read}
 	}
 	soapFault := func(code string) func(*testing.T, string, []byte) {
-		return readSOAP(func(t *testing.T, s *clientcheck.SOAP) {
+		return readSOAP(http.StatusInternalServerError, func(t *testing.T, s *clientcheck.SOAP) {
 			if s.Fault != code {
 				t.Errorf("fault %q, want %q", s.Fault, code)
 			}
 		})
+	}
+	plainText := func(t *testing.T, ct string, body []byte) {
+		if !strings.HasPrefix(ct, "text/plain") || len(body) == 0 {
+			t.Errorf("Content-Type %q, body %q: want a plain-text reason", ct, body)
+		}
 	}
 	withHeader := func(e exchange, k, v string) exchange {
 		e.header = http.Header{k: {v}}
@@ -250,6 +308,14 @@ func exchanges() []exchange {
 		return exchange{golden: golden, method: "GET", target: target, host: host, status: status, read: read}
 	}
 	ok := http.StatusOK
+	// The EWS Managed API's endpoint discovery: a GET, whose headers say
+	// which SOAP endpoints exist; the body is POX's error 600.
+	discovery := get("pox-get-https-600", "/autodiscover/autodiscover.xml", "autodiscover.contoso.com", ok, poxError(600))
+	discovery.head = func(t *testing.T, h http.Header) {
+		if soap, wss, _ := clientcheck.SOAPEndpoints(h); !soap || wss {
+			t.Errorf("EWS clients read SOAP %v, WS-Security %v from %v; want the plain SOAP endpoint only", soap, wss, h)
+		}
+	}
 	ex := []exchange{
 		// POX, outlook schema, every preset.
 		post("pox-outlook-microsoft365", poxBody(reqOutlook, "Jane.Doe@Contoso.COM", respOutlook), ok,
@@ -261,7 +327,7 @@ func exchanges() []exchange {
 		withHeader(post("pox-outlook-microsoft365-exchange-clientcanhandle", poxBody(reqOutlook, "jane@contoso.com", respOutlook), ok,
 			poxRedirect("https://autodiscover-s.outlook.com/autodiscover/autodiscover.xml")), "X-ClientCanHandle", "Negotiate,ExHttpInfo"),
 		withHeader(post("pox-outlook-microsoft365-exchange-settings-policy", poxBody(reqOutlook, "max@fabrikam.com", respOutlook), ok,
-			poxSettings("max@fabrikam.com", m365EWS, m365("max@fabrikam.com"))), outlookHeader, "1"),
+			poxSettings("max@fabrikam.com", "", m365("max@fabrikam.com"))), outlookHeader, "1"),
 		post("pox-outlook-google-workspace", poxBody(reqOutlook, "ann@example.org", respOutlook), ok,
 			poxSettings("ann@example.org", "", google("ann@example.org"))),
 		post("pox-outlook-custom", poxBody(reqOutlook, "bob@tailspin.example", respOutlook), ok,
@@ -274,7 +340,16 @@ func exchanges() []exchange {
 			poxMobileSync("jane@contoso.com", m365EAS)),
 		post("pox-mobilesync-custom", poxBody(reqMobile, "bob@tailspin.example", respMobile), ok,
 			poxMobileSync("bob@tailspin.example", "https://mail.tailspin.example/Microsoft-Server-ActiveSync")),
-		post("pox-mobilesync-google-workspace-601", poxBody(reqMobile, "ann@example.org", respMobile), ok, poxError(601)),
+		post("pox-mobilesync-google-workspace-601", poxBody(reqMobile, "ann@example.org", respMobile), ok, mobileSyncError(601)),
+		post("pox-mobilesync-error-unknown-domain-500", poxBody(reqMobile, "eve@unknown.example", respMobile), ok, mobileSyncError(500)),
+		post("pox-mobilesync-error-bad-address-600", poxBody(reqMobile, "no-at-sign", respMobile), ok, mobileSyncError(600)),
+		// An Exchange server the operator runs: Exchange's Protocol order,
+		// with the offline address book; Outlook desktop gets IMAP.
+		post("pox-outlook-exchange", poxBody(reqOutlook, "nina@northwind.example", respOutlook), ok,
+			poxGOA("nina@northwind.example", northwindEWS, northwindOAB, northwind("nina@northwind.example"))),
+		withHeader(post("pox-outlook-exchange-outlook-desktop", poxBody(reqOutlook, "nina@northwind.example", respOutlook), ok,
+			poxSettings("nina@northwind.example", "", northwind("nina@northwind.example"))), outlookHeader, "1"),
+		post("pox-mobilesync-exchange", poxBody(reqMobile, "nina@northwind.example", respMobile), ok, poxMobileSync("nina@northwind.example", northwindEAS)),
 		// POX errors: HTTP 200 with the error document.
 		post("pox-error-unknown-domain-500", poxBody(reqOutlook, "eve@unknown.example", respOutlook), ok, poxError(500)),
 		post("pox-error-malformed-600", "<Autodiscover><Request>", ok, poxError(600)),
@@ -286,7 +361,7 @@ func exchanges() []exchange {
 		post("pox-error-too-large-600", poxBody(reqOutlook, "jane@contoso.com", respOutlook)+strings.Repeat(" ", maxPOXBody), ok, poxError(600)),
 		post("pox-error-entity-expansion-600", `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>`+
 			`<Autodiscover xmlns="`+reqOutlook+`"><Request><EMailAddress>&lol2;@contoso.com</EMailAddress></Request></Autodiscover>`, ok, poxError(600)),
-		get("pox-get-https-600", "/autodiscover/autodiscover.xml", "autodiscover.contoso.com", ok, poxError(600)),
+		discovery,
 		// exchangelib's spelling.
 		post("pox-outlook-capitalised-path", poxBody(reqOutlook, "jane@contoso.com", respOutlook), ok,
 			poxSettings("jane@contoso.com", m365EWS, m365("jane@contoso.com"))),
@@ -294,7 +369,7 @@ func exchanges() []exchange {
 		soap("soap-getusersettings-microsoft365", soapBody("GetUserSettings", []string{"jane@contoso.com"},
 			"UserDisplayName", "AutoDiscoverSMTPAddress", "UserMSOnline", "ExternalEwsUrl", "InternalEwsUrl",
 			"ExternalImap4Connections", "ExternalPop3Connections", "ExternalSmtpConnections", "UserDN", "NoSuchSetting"), ok,
-			readSOAP(func(t *testing.T, s *clientcheck.SOAP) {
+			readSOAP(ok, func(t *testing.T, s *clientcheck.SOAP) {
 				u := s.Users[0]
 				if s.ErrorCode != "NoError" || u.ErrorCode != "NoError" || u.Settings["ExternalEwsUrl"] != m365EWS || u.Settings["UserMSOnline"] != "True" ||
 					u.Settings["AutoDiscoverSMTPAddress"] != "jane@contoso.com" {
@@ -310,8 +385,38 @@ func exchanges() []exchange {
 					t.Errorf("setting errors %v", u.SettingErrors)
 				}
 			})),
+		// Names Exchange defines get SettingIsNotAvailable; the EWS version
+		// settings are answered where EWS is offered.
+		soap("soap-getusersettings-defined-names", soapBody("GetUserSettings", []string{"jane@contoso.com"},
+			"InternalEcpVoicemailUrl", "AlternateMailboxes", "ExchangeRpcUrl", "ShowGalAsDefaultView", "InteropExternalEwsUrl",
+			"EwsSupportedSchemas", "ExternalEwsVersion", "ExternalOABUrl", "externalewsurl"), ok,
+			readSOAP(ok, func(t *testing.T, s *clientcheck.SOAP) {
+				u := s.Users[0]
+				for _, n := range []string{"InternalEcpVoicemailUrl", "AlternateMailboxes", "ExchangeRpcUrl", "ShowGalAsDefaultView", "InteropExternalEwsUrl", "ExternalOABUrl"} {
+					if u.SettingErrors[n] != "SettingIsNotAvailable" {
+						t.Errorf("%s: %q, want SettingIsNotAvailable", n, u.SettingErrors[n])
+					}
+				}
+				if u.SettingErrors["externalewsurl"] != "InvalidSetting" { // names are case-sensitive
+					t.Errorf("externalewsurl: %q", u.SettingErrors["externalewsurl"])
+				}
+				if !strings.Contains(u.Settings["EwsSupportedSchemas"], "Exchange2010_SP2") || u.Settings["ExternalEwsVersion"] == "" {
+					t.Errorf("EWS version settings %q %q", u.Settings["EwsSupportedSchemas"], u.Settings["ExternalEwsVersion"])
+				}
+			})),
+		soap("soap-getusersettings-exchange", soapBody("GetUserSettings", []string{"nina@northwind.example"},
+			"ExternalEwsUrl", "ExternalOABUrl", "InternalOABUrl", "UserMSOnline", "ExternalSmtpConnections"), ok,
+			readSOAP(ok, func(t *testing.T, s *clientcheck.SOAP) {
+				u := s.Users[0]
+				if u.Settings["ExternalEwsUrl"] != northwindEWS || u.Settings["ExternalOABUrl"] != northwindOAB || u.Settings["InternalOABUrl"] != northwindOAB || u.Settings["UserMSOnline"] != "False" {
+					t.Errorf("read %+v", u)
+				}
+				if c := u.Connections["ExternalSmtpConnections"]; !reflect.DeepEqual(c, []clientcheck.Server{{Host: "mail.northwind.example", Port: 587, Security: "starttls"}}) {
+					t.Errorf("SMTP connections %+v", c)
+				}
+			})),
 		soap("soap-getusersettings-two-users-one-unknown", soapBody("GetUserSettings", []string{"bob@tailspin.example", "eve@unknown.example"}, "ExternalEwsUrl", "ExternalPop3Connections"), ok,
-			readSOAP(func(t *testing.T, s *clientcheck.SOAP) {
+			readSOAP(ok, func(t *testing.T, s *clientcheck.SOAP) {
 				if len(s.Users) != 2 || s.Users[0].Settings["ExternalEwsUrl"] != "https://mail.tailspin.example/EWS/Exchange.asmx" || s.Users[1].ErrorCode != "InvalidUser" {
 					t.Errorf("read %+v", s)
 				}
@@ -320,32 +425,35 @@ func exchanges() []exchange {
 				}
 			})),
 		soap("soap-getusersettings-google-no-ews", soapBody("GetUserSettings", []string{"ann@example.org"}, "ExternalEwsUrl", "UserMSOnline"), ok,
-			readSOAP(func(t *testing.T, s *clientcheck.SOAP) {
+			readSOAP(ok, func(t *testing.T, s *clientcheck.SOAP) {
 				if u := s.Users[0]; u.SettingErrors["ExternalEwsUrl"] != "SettingIsNotAvailable" || u.Settings["UserMSOnline"] != "False" {
 					t.Errorf("read %+v", u)
 				}
 			})),
 		soap("soap-getusersettings-no-settings", soapBody("GetUserSettings", []string{"jane@contoso.com"}), ok,
-			readSOAP(func(t *testing.T, s *clientcheck.SOAP) {
+			readSOAP(ok, func(t *testing.T, s *clientcheck.SOAP) {
 				if s.ErrorCode != "InvalidRequest" {
 					t.Errorf("ErrorCode %s, want InvalidRequest", s.ErrorCode)
 				}
 			})),
 		soap("soap-getdomainsettings", soapBody("GetDomainSettings", []string{"contoso.com", "unknown.example"}, "ExternalEwsUrl", "ExternalEwsVersion"), ok,
-			readSOAP(func(t *testing.T, s *clientcheck.SOAP) {
-				if len(s.Users) != 2 || s.Users[0].Settings["ExternalEwsUrl"] != m365EWS || s.Users[0].SettingErrors["ExternalEwsVersion"] != "SettingIsNotAvailable" || s.Users[1].ErrorCode != "InvalidDomain" {
+			readSOAP(ok, func(t *testing.T, s *clientcheck.SOAP) {
+				if len(s.Users) != 2 || s.Users[0].Settings["ExternalEwsUrl"] != m365EWS || s.Users[0].Settings["ExternalEwsVersion"] == "" || s.Users[1].ErrorCode != "InvalidDomain" {
 					t.Errorf("read %+v", s)
 				}
 			})),
-		soap("soap-fault-not-xml-400", "hello", http.StatusBadRequest, soapFault("s:Client")),
-		soap("soap-fault-soap12-400", `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body/></e:Envelope>`, http.StatusBadRequest, soapFault("s:VersionMismatch")),
-		soap("soap-fault-unknown-operation-400", strings.ReplaceAll(soapBody("GetUserSettings", []string{"jane@contoso.com"}, "UserDisplayName"), "GetUserSettingsRequestMessage", "GetFederationInformationRequestMessage"),
-			http.StatusBadRequest, soapFault("s:Client")),
-		soap("soap-fault-action-mismatch-400", strings.Replace(soapBody("GetUserSettings", []string{"jane@contoso.com"}, "UserDisplayName"), "Autodiscover/GetUserSettings</wsa:Action>", "Autodiscover/GetDomainSettings</wsa:Action>", 1),
-			http.StatusBadRequest, soapFault("s:Client")),
+		// Faults on 500 (WS-I BP 1.1 R1126); a body that is not XML is no
+		// SOAP message: a plain 400.
+		soap("soap-not-xml-400", "hello", http.StatusBadRequest, plainText),
+		soap("soap-fault-soap12-500", `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body/></e:Envelope>`, http.StatusInternalServerError, soapFault("s:VersionMismatch")),
+		soap("soap-fault-unknown-operation-500", strings.ReplaceAll(soapBody("GetUserSettings", []string{"jane@contoso.com"}, "UserDisplayName"), "GetUserSettingsRequestMessage", "GetFederationInformationRequestMessage"),
+			http.StatusInternalServerError, soapFault("s:Client")),
+		soap("soap-fault-action-mismatch-500", strings.Replace(soapBody("GetUserSettings", []string{"jane@contoso.com"}, "UserDisplayName"), "Autodiscover/GetUserSettings</wsa:Action>", "Autodiscover/GetDomainSettings</wsa:Action>", 1),
+			http.StatusInternalServerError, soapFault("s:Client")),
 		// Autodiscover v2.
 		get("json-activesync", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=ActiveSync", "contoso.com", ok, readV2("ActiveSync", m365EAS)),
 		get("json-ews", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=EWS", "contoso.com", ok, readV2("EWS", m365EWS)),
+		get("json-exchange-activesync", "/autodiscover/autodiscover.json?Email=nina@northwind.example&Protocol=ActiveSync", "northwind.example", ok, readV2("ActiveSync", northwindEAS)),
 		get("json-autodiscoverv1-path-form", "/autodiscover/autodiscover.json/v1.0/jane@contoso.com?Protocol=Autodiscoverv1", "contoso.com", ok,
 			readV2("Autodiscoverv1", "https://autodiscover.contoso.com/autodiscover/autodiscover.xml")),
 		get("json-lowercase-params", "/autodiscover/autodiscover.json?email=jane@contoso.net&protocol=activesync", "contoso.com", ok, readV2("activesync", m365EAS)),
@@ -356,11 +464,14 @@ func exchanges() []exchange {
 		get("json-error-google-activesync-400", "/autodiscover/autodiscover.json?Email=ann@example.org&Protocol=ActiveSync", "example.org", http.StatusBadRequest, nil),
 		// Thunderbird autoconfig.
 		get("autoconfig-microsoft365", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "autoconfig.contoso.com", ok,
-			readTB([]string{"contoso.com", "contoso.net", "xn--bcher-kva.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"})),
+			readTBWith([]string{"contoso.com", "contoso.net", "xn--bcher-kva.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}, m365EWS, []string{"OAuth2"}, m365EAS)),
 		get("autoconfig-google-workspace", "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=ann%40example.org", "example.org", ok,
 			readTB([]string{"example.org"}, google("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"})),
 		get("autoconfig-custom", "/v1.1/mail/config-v1.1.xml?emailaddress=bob%40tailspin.example", "autoconfig.tailspin.example", ok,
-			readTB([]string{"tailspin.example"}, tailspin(`TAILSPIN\%EMAILLOCALPART%`), []string{"password-cleartext"})),
+			readTBWith([]string{"tailspin.example"}, tailspin(`TAILSPIN\%EMAILLOCALPART%`), []string{"password-cleartext"},
+				"https://mail.tailspin.example/EWS/Exchange.asmx", []string{"password-cleartext"}, "https://mail.tailspin.example/Microsoft-Server-ActiveSync")),
+		get("autoconfig-exchange", "/mail/config-v1.1.xml?emailaddress=nina%40northwind.example", "autoconfig.northwind.example", ok,
+			readTBWith([]string{"northwind.example"}, northwind("%EMAILADDRESS%"), []string{"password-cleartext"}, northwindEWS, []string{"password-cleartext"}, northwindEAS)),
 		get("autoconfig-error-unknown-domain-404", "/mail/config-v1.1.xml?emailaddress=eve%40unknown.example", "autoconfig.unknown.example", http.StatusNotFound, nil),
 		get("autoconfig-error-bad-address-400", "/mail/config-v1.1.xml?emailaddress=%3Cscript%3E", "autoconfig.contoso.com", http.StatusBadRequest, nil),
 		get("not-found-404", "/owa/", "autodiscover.contoso.com", http.StatusNotFound, nil),
@@ -371,12 +482,17 @@ func exchanges() []exchange {
 			ex[i].target = "/Autodiscover/Autodiscover.xml"
 		}
 	}
+	contoso := []string{"contoso.com", "contoso.net", "xn--bcher-kva.example"}
 	after := get("autoconfig-microsoft365-after-smtp-basic-cutoff", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "autoconfig.contoso.com", ok,
-		readTB([]string{"contoso.com", "contoso.net", "xn--bcher-kva.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2"}))
+		readTBWith(contoso, m365("%EMAILADDRESS%"), []string{"OAuth2"}, m365EWS, []string{"OAuth2"}, m365EAS))
 	after.now = afterCutoff
+	// Exchange Online retires EWS on 2027-04-01.
+	afterEWS := get("autoconfig-microsoft365-after-ews-retirement", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "autoconfig.contoso.com", ok,
+		readTB(contoso, m365("%EMAILADDRESS%"), []string{"OAuth2"}))
+	afterEWS.now = time.Date(2027, time.April, 1, 0, 0, 0, 0, time.UTC)
 	// Thunderbird for Android may omit emailaddress: the Host decides.
 	hostOnly := get("autoconfig-host-only", "/mail/config-v1.1.xml", "autoconfig.contoso.net", ok,
-		readTB([]string{"contoso.com", "contoso.net", "xn--bcher-kva.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}))
+		readTBWith(contoso, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}, m365EWS, []string{"OAuth2"}, m365EAS))
 	// Plain HTTP listener.
 	httpGet := func(golden, target, host string, status int) exchange {
 		e := get(golden, target, host, status, nil)
@@ -388,7 +504,7 @@ func exchanges() []exchange {
 	postHTTP := post("http-pox-post-308", poxBody(reqOutlook, "jane@contoso.com", respOutlook), http.StatusPermanentRedirect, nil)
 	postHTTP.http = true
 	ex = append(ex, appleExchanges()...)
-	return append(ex, after, hostOnly, plainAutoconfig, postHTTP,
+	return append(ex, after, afterEWS, hostOnly, plainAutoconfig, postHTTP,
 		httpGet("http-pox-get-302", "/Autodiscover/Autodiscover.xml", "autodiscover.contoso.com", http.StatusFound),
 		httpGet("http-pox-get-unknown-host-404", "/autodiscover/autodiscover.xml", "autodiscover.evil.example", http.StatusNotFound),
 		httpGet("http-other-301", "/setup", "autoconfig.contoso.com", http.StatusMovedPermanently),
@@ -421,7 +537,7 @@ func (e exchange) serve(s *Server) *httptest.ResponseRecorder {
 func transcript(w *httptest.ResponseRecorder) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "status: %d\n", w.Code)
-	for _, k := range []string{"Content-Type", "Location", "Cache-Control"} {
+	for _, k := range []string{"Content-Type", "Location", "Cache-Control", "X-SOAP-Enabled", "X-WSSecurity-Enabled", "X-OAuth-Enabled"} {
 		if v := w.Header().Get(k); v != "" {
 			fmt.Fprintf(&b, "%s: %s\n", strings.ToLower(k), v)
 		}
@@ -450,6 +566,9 @@ func TestGolden(t *testing.T) {
 			}
 			if e.read != nil {
 				e.read(t, w.Header().Get("Content-Type"), w.Body.Bytes())
+			}
+			if e.head != nil {
+				e.head(t, w.Header())
 			}
 			checkGolden(t, filepath.Join("testdata", "golden", e.golden+".golden"), transcript(w))
 		})

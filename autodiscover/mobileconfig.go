@@ -31,7 +31,9 @@ func (e errProfile) Error() string { return string(e) }
 // IMAP/POP (com.apple.mail.managed) only where passwords work: it has no
 // OAuth key, and Exchange Online refuses passwords for IMAP. ActiveSync
 // (com.apple.eas.account, with OAuth where passwords do not work) where the
-// domain has it. Validation guarantees IMAP or POP3 for every domain.
+// domain has it, first for an Exchange server (mail, calendar and contacts
+// in one account, as the server's own users set it up). Validation
+// guarantees IMAP or POP3 for every domain.
 func profileKinds(d *config.Domain) []string {
 	var kinds []string
 	if passwordWorks(d) {
@@ -39,6 +41,9 @@ func profileKinds(d *config.Domain) []string {
 	}
 	if d.ActiveSyncURL != "" {
 		kinds = append(kinds, profileEAS)
+		if d.Provider.FromExchangeHost {
+			slices.Reverse(kinds)
+		}
 	}
 	return kinds
 }

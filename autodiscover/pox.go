@@ -20,16 +20,25 @@ var errorMessages = map[int]string{
 	xmlschema.ErrorSchemaUnavailable: "The requested schema is not available.",
 }
 
+// errorKey is an error document's Response namespace ("" for the
+// schema-independent one) and code.
+type errorKey struct {
+	schema string
+	code   int
+}
+
 // errorTemplates: slot 0 is the Time attribute, slot 1 the Id.
-var errorTemplates = func() map[int]*xmlschema.Template {
-	m := map[int]*xmlschema.Template{}
-	for code, msg := range errorMessages {
-		e := &xmlschema.ErrorResponse{Time: xmlschema.Slot(0), ID: xmlschema.Slot(1), Code: code, Message: msg}
-		t, err := xmlschema.NewTemplate(e.Document())
-		if err != nil {
-			panic(err)
+var errorTemplates = func() map[errorKey]*xmlschema.Template {
+	m := map[errorKey]*xmlschema.Template{}
+	for _, schema := range []string{"", xmlschema.NSMobileSyncResponse} {
+		for code, msg := range errorMessages {
+			e := &xmlschema.ErrorResponse{Time: xmlschema.Slot(0), ID: xmlschema.Slot(1), Code: code, Message: msg, Schema: schema}
+			t, err := xmlschema.NewTemplate(e.Document())
+			if err != nil {
+				panic(err)
+			}
+			m[errorKey{schema, code}] = t
 		}
-		m[code] = t
 	}
 	return m
 }()
@@ -44,21 +53,22 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(w, r, maxPOXBody)
 	if err != nil {
 		rec.outcome = OutcomeBadRequest
-		s.poxError(w, xmlschema.ErrorInvalidRequest)
+		s.poxError(w, "", xmlschema.ErrorInvalidRequest)
 		return
 	}
 	req, err := xmlschema.ParseRequest(body)
 	if err != nil {
 		rec.outcome = OutcomeBadRequest
-		s.poxError(w, xmlschema.ErrorInvalidRequest)
+		s.poxError(w, "", xmlschema.ErrorInvalidRequest)
 		return
 	}
-	schema := req.Schema()
+	// errSchema is the namespace of this request's error documents.
+	schema, errSchema := req.Schema(), ""
 	if schema == xmlschema.NSMobileSyncResponse {
-		rec.dialect = DialectMobileSync
+		rec.dialect, errSchema = DialectMobileSync, schema
 	} else if schema != xmlschema.NSOutlookResponse {
 		rec.outcome = OutcomeUnsupportedSchema
-		s.poxError(w, xmlschema.ErrorSchemaUnavailable)
+		s.poxError(w, "", xmlschema.ErrorSchemaUnavailable)
 		return
 	}
 	if req.EMailAddress == "" {
@@ -69,20 +79,20 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 			code = xmlschema.ErrorAddressNotFound
 		}
 		rec.outcome = OutcomeNoAddress
-		s.poxError(w, code)
+		s.poxError(w, errSchema, code)
 		return
 	}
 	addr, err := config.ParseAddress(req.EMailAddress)
 	if err != nil {
 		rec.outcome = OutcomeBadAddress
-		s.poxError(w, xmlschema.ErrorInvalidRequest)
+		s.poxError(w, errSchema, xmlschema.ErrorInvalidRequest)
 		return
 	}
 	rec.address = addr.String()
 	a := s.site.Load().lookup(addr.Domain)
 	if a == nil {
 		rec.unknownDomain(addr.Domain)
-		s.poxError(w, xmlschema.ErrorAddressNotFound)
+		s.poxError(w, errSchema, xmlschema.ErrorAddressNotFound)
 		return
 	}
 	rec.domain = a.domain.Name
@@ -111,7 +121,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rec.dialect == DialectMobileSync && a.mobilesync == nil:
 		rec.outcome = OutcomeUnsupportedSchema
-		s.poxError(w, xmlschema.ErrorSchemaUnavailable)
+		s.poxError(w, errSchema, xmlschema.ErrorSchemaUnavailable)
 	case rec.dialect == DialectMobileSync:
 		rec.outcome = OutcomeSettings
 		writeXML(w, a.mobilesync.Append(nil, []string{email, email, ""}, a.values))
@@ -125,7 +135,11 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 		if a.domain.LoginName != config.LoginEmailAddress {
 			login = a.domain.LoginFor(addr)
 		}
-		writeXML(w, a.outlook.Append(nil, []string{email, email, login}, a.values))
+		t := a.outlook
+		if wantsExchange(r) {
+			t = a.outlookDesktop
+		}
+		writeXML(w, t.Append(nil, []string{email, email, login}, a.values))
 	}
 }
 
@@ -164,18 +178,28 @@ func wantsExchange(r *http.Request) bool {
 
 // poxGet answers GET on autodiscover.xml over HTTPS. Some mobile clients
 // send GET; it carries no address, so it is an invalid request (600).
+//
+// The EWS Managed API family (.NET, Java, JavaScript) sends this GET to
+// learn which SOAP endpoints a host has, from headers Exchange sets
+// (AutodiscoverService.GetEndpointsFromHttpWebResponse). They read a
+// header's presence, not its value: X-WSSecurity-Enabled: False would
+// still send them to /autodiscover/autodiscover.svc/wssecurity. So only
+// the plain SOAP endpoint is named, the one served here.
 func (s *Server) poxGet(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect, rec.outcome = DialectPOX, OutcomeGet
-	s.poxError(w, xmlschema.ErrorInvalidRequest)
+	w.Header().Set("X-SOAP-Enabled", "True")
+	s.poxError(w, "", xmlschema.ErrorInvalidRequest)
 }
 
-// poxError writes an error document as HTTP 200, as the spec requires.
-func (s *Server) poxError(w http.ResponseWriter, code int) {
+// poxError writes an error document as HTTP 200, as the spec requires,
+// with its Response in schema's namespace ("" for the schema-independent
+// one).
+func (s *Server) poxError(w http.ResponseWriter, schema string, code int) {
 	now := s.Now().UTC()
 	var id [20]byte
 	// Id is "a hash of the name of the computer" in Exchange; ours only has
 	// to be an unsigned integer that differs between answers.
 	idText := strconv.AppendUint(id[:0], uint64(uint32(now.UnixNano()/100)), 10)
-	writeXML(w, errorTemplates[code].Append(nil, []string{now.Format("15:04:05.0000000"), string(idText)}, nil))
+	writeXML(w, errorTemplates[errorKey{schema, code}].Append(nil, []string{now.Format("15:04:05.0000000"), string(idText)}, nil))
 }

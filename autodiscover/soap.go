@@ -2,6 +2,8 @@ package autodiscover
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 	"github.com/autodiscover-proxy/autodiscover-proxy/xmlschema"
@@ -14,24 +16,29 @@ const maxSOAPUsers = 100
 // GetUserSettings and GetDomainSettings, for EWS clients
 // (EWS Managed API, Outlook for Mac).
 //
-// Envelope-level problems (not XML, not SOAP 1.1, unknown operation) get a
-// SOAP 1.1 Fault with HTTP 400: WS-I Basic Profile 1.1 R1113 asks for 400
-// on a malformed request (SOAP 1.1 §6.2 would say 500, which we never send
-// for bad input). Per-user and per-setting problems are HTTP 200 answers
-// with ErrorCodes, as Exchange gives them.
+// A request that is XML but not one we answer (not SOAP 1.1, an unknown
+// operation) gets a SOAP 1.1 Fault with HTTP 500: WS-I Basic Profile 1.1
+// R1126 puts every Fault on 500, and the EWS Managed API parses a Fault
+// only there. A body that is not XML at all, or too large, is no SOAP
+// message: a plain 400. Per-user and per-setting problems are HTTP 200
+// answers with ErrorCodes, as Exchange gives them.
 func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect = DialectSOAP
 	body, err := readBody(w, r, maxPOXBody)
 	if err != nil {
 		rec.outcome = OutcomeBadRequest
-		writeSOAPFault(w, &xmlschema.SOAPFaultError{Code: "s:Client", Reason: "the request body is too large or unreadable"})
+		http.Error(w, "The request body is too large or unreadable.", http.StatusBadRequest)
 		return
 	}
 	req, err := xmlschema.ParseSOAPRequest(body)
 	if err != nil {
 		rec.outcome = OutcomeBadRequest
-		writeSOAPFault(w, err.(*xmlschema.SOAPFaultError))
+		if f := err.(*xmlschema.SOAPFaultError); f.NotXML {
+			http.Error(w, "The request is not XML, so not a SOAP 1.1 message.", http.StatusBadRequest)
+		} else {
+			writeSOAPFault(w, f)
+		}
 		return
 	}
 	st := s.site.Load()
@@ -41,6 +48,7 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 	} else {
 		resp = st.domainSettings(req, rec)
 	}
+	resp.Server = &serverVersion
 	rec.outcome = OutcomeSettings
 	if resp.ErrorCode != xmlschema.SOAPNoError {
 		rec.outcome = OutcomeBadRequest
@@ -51,12 +59,25 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 	writeXML(w, b)
 }
 
+// The EWS level advertised, the same for every domain that offers EWS:
+// what Exchange Online answered for years, which Exchange Server 2016,
+// 2019 and Subscription Edition all speak. ServerVersionInfo describes
+// this Autodiscover service, at the same level.
+var (
+	serverVersion = xmlschema.ServerVersionInfo{MajorVersion: 15, Version: "Exchange2015"}
+	// EwsSupportedSchemas: a comma-separated list of EWS schema versions
+	// ([MS-OXWSADISC] UserSettingName; exchangelib picks its version here).
+	ewsSupportedSchemas = "Exchange2007, Exchange2007_SP1, Exchange2010, Exchange2010_SP1, Exchange2010_SP2, Exchange2013, Exchange2013_SP1, Exchange2015"
+	externalEwsVersion  = "15.00.0000.000"
+)
+
 func writeSOAPFault(w http.ResponseWriter, f *xmlschema.SOAPFaultError) {
 	b, _ := xmlschema.FaultDocument(f).WriteToBytes()
 	h := w.Header()
 	h.Set("Content-Type", contentTypeXML)
 	h.Set("Cache-Control", "private, no-store")
-	w.WriteHeader(http.StatusBadRequest)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusInternalServerError)
 	w.Write(b)
 }
 
@@ -128,7 +149,7 @@ func (st *site) domainSettings(req *xmlschema.SOAPRequest, rec *record) *xmlsche
 			rec.domain = a.domain.Name
 		}
 		resp.Items = append(resp.Items, settingsItem(req.RequestedSettings, func(name string) (xmlschema.Setting, bool) {
-			return xmlschema.Setting{Name: name, Value: a.domain.EWSURL}, name == "ExternalEwsUrl" && a.domain.EWSURL != ""
+			return domainSetting(name, a.domain)
 		}))
 	}
 	return resp
@@ -148,36 +169,64 @@ func settingsItem(names []string, value func(name string) (xmlschema.Setting, bo
 	return item
 }
 
-// unavailableSettings are setting names of [MS-OXWSADISC] that describe an
-// Exchange organisation's internals; the proxy has no true value for them
-// and says so (SettingIsNotAvailable) rather than invent one.
-var unavailableSettings = map[string]bool{
-	"UserDN": true, "UserDeploymentId": true, "CasVersion": true, "EwsSupportedSchemas": true,
-	"ExternalEwsVersion": true, "InternalMailboxServer": true, "InternalMailboxServerDN": true,
-	"ExternalMailboxServer": true, "MailboxDN": true, "ActiveDirectoryServer": true,
-	"InternalRpcClientServer": true, "ExternalMailboxServerRequiresSSL": true,
-	"InternalWebClientUrls": true, "ExternalWebClientUrls": true, "InternalOABUrl": true,
-	"ExternalOABUrl": true, "InternalUMUrl": true, "ExternalUMUrl": true, "InternalEcpUrl": true,
-	"ExternalEcpUrl": true, "MobileMailboxPolicy": true, "GroupingInformation": true,
-	"MapiHttpEnabled": true, "InternalMailboxServerAuthenticationMethods": true,
-	"ExternalMailboxServerAuthenticationMethods": true, "PublicFolderServer": true,
-	"ExternalEwsUrlForOffice": true,
-}
+// definedSettings are the setting names Exchange defines ([MS-OXWSADISC]
+// UserSettingName and DomainSettingName; the EWS Managed API's
+// UserSettingName enumeration, which follows Exchange's). A defined name
+// the proxy has no true value for is SettingIsNotAvailable, not
+// InvalidSetting: the proxy invents nothing (no UserDN, no mailbox
+// server); InvalidSetting is for names nobody defines.
+var definedSettings = func() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range strings.Fields(`
+		UserDisplayName UserDN UserDeploymentId InternalMailboxServer InternalRpcClientServer
+		InternalMailboxServerDN InternalEcpUrl InternalEcpVoicemailUrl InternalEcpEmailSubscriptionsUrl
+		InternalEcpTextMessagingUrl InternalEcpDeliveryReportUrl InternalEcpRetentionPolicyTagsUrl
+		InternalEcpPublishingUrl InternalEcpPhotoUrl InternalEcpConnectUrl InternalEcpTeamMailboxUrl
+		InternalEcpTeamMailboxCreatingUrl InternalEcpTeamMailboxEditingUrl InternalEcpTeamMailboxHidingUrl
+		InternalEcpExtensionInstallationUrl InternalEwsUrl InternalEmwsUrl InternalOABUrl InternalPhotosUrl
+		InternalUMUrl InternalWebClientUrls MailboxDN PublicFolderServer ActiveDirectoryServer
+		ExternalMailboxServer ExternalMailboxServerRequiresSSL ExternalMailboxServerAuthenticationMethods
+		EcpVoicemailUrlFragment EcpEmailSubscriptionsUrlFragment EcpTextMessagingUrlFragment
+		EcpDeliveryReportUrlFragment EcpRetentionPolicyTagsUrlFragment EcpPublishingUrlFragment
+		EcpPhotoUrlFragment EcpConnectUrlFragment EcpTeamMailboxUrlFragment EcpTeamMailboxCreatingUrlFragment
+		EcpTeamMailboxEditingUrlFragment EcpExtensionInstallationUrlFragment ExternalEcpUrl
+		ExternalEcpVoicemailUrl ExternalEcpEmailSubscriptionsUrl ExternalEcpTextMessagingUrl
+		ExternalEcpDeliveryReportUrl ExternalEcpRetentionPolicyTagsUrl ExternalEcpPublishingUrl
+		ExternalEcpPhotoUrl ExternalEcpConnectUrl ExternalEcpTeamMailboxUrl ExternalEcpTeamMailboxCreatingUrl
+		ExternalEcpTeamMailboxEditingUrl ExternalEcpTeamMailboxHidingUrl ExternalEcpExtensionInstallationUrl
+		ExternalEwsUrl ExternalEmwsUrl ExternalOABUrl ExternalPhotosUrl ExternalUMUrl ExternalWebClientUrls
+		CrossOrganizationSharingEnabled AlternateMailboxes CasVersion EwsSupportedSchemas
+		InternalPop3Connections ExternalPop3Connections InternalImap4Connections ExternalImap4Connections
+		InternalSmtpConnections ExternalSmtpConnections InternalServerExclusiveConnect ExternalEwsVersion
+		MobileMailboxPolicy DocumentSharingLocations UserMSOnline InternalMailboxServerAuthenticationMethods
+		MailboxVersion SPMySiteHostURL SiteMailboxCreationURL InternalRpcHttpServer
+		InternalRpcHttpConnectivityRequiresSsl InternalRpcHttpAuthenticationMethod
+		ExternalServerExclusiveConnect ExchangeRpcUrl ShowGalAsDefaultView AutoDiscoverSMTPAddress
+		InteropExternalEwsUrl InteropExternalEwsVersion PublicFolderInformation RedirectUrl EwsPartnerUrl
+		CertPrincipalName GroupingInformation InternalOutlookServiceUrl ExternalOutlookServiceUrl
+		MapiHttpEnabled ExternalEwsUrlForOffice`) {
+		m[n] = true
+	}
+	return m
+}()
 
 func settingError(name string) xmlschema.SettingError {
-	if unavailableSettings[name] || userSettingNames[name] {
+	if definedSettings[name] {
 		return xmlschema.SettingError{ErrorCode: xmlschema.SOAPSettingIsNotAvailable, ErrorMessage: "This setting is not available.", SettingName: name}
 	}
 	return xmlschema.SettingError{ErrorCode: xmlschema.SOAPInvalidSetting, ErrorMessage: "The setting name is not valid.", SettingName: name}
 }
 
-// userSettingNames are the settings userSetting can answer.
-var userSettingNames = map[string]bool{
-	"UserDisplayName": true, "AutoDiscoverSMTPAddress": true, "UserMSOnline": true,
-	"ExternalEwsUrl": true, "InternalEwsUrl": true,
-	"ExternalImap4Connections": true, "InternalImap4Connections": true,
-	"ExternalPop3Connections": true, "InternalPop3Connections": true,
-	"ExternalSmtpConnections": true, "InternalSmtpConnections": true,
+// domainSetting is one requested domain setting, if the domain has it
+// (DomainSettingName: ExternalEwsUrl, ExternalEwsVersion).
+func domainSetting(name string, d *config.Domain) (xmlschema.Setting, bool) {
+	switch name {
+	case "ExternalEwsUrl":
+		return xmlschema.Setting{Name: name, Value: d.EWSURL}, d.EWSURL != ""
+	case "ExternalEwsVersion":
+		return xmlschema.Setting{Name: name, Value: externalEwsVersion}, d.EWSURL != ""
+	}
+	return xmlschema.Setting{}, false
 }
 
 // userSetting is one requested setting for a user, if the domain has it.
@@ -200,6 +249,16 @@ func userSetting(name string, d *config.Domain, addr config.Address) (xmlschema.
 		return str("False")
 	case "ExternalEwsUrl", "InternalEwsUrl":
 		return str(d.EWSURL)
+	case "ExternalOABUrl", "InternalOABUrl":
+		return str(d.OABURL)
+	case "EwsSupportedSchemas", "ExternalEwsVersion":
+		if d.EWSURL == "" {
+			return xmlschema.Setting{}, false
+		}
+		if name == "ExternalEwsVersion" {
+			return str(externalEwsVersion)
+		}
+		return str(ewsSupportedSchemas)
 	case "ExternalImap4Connections", "InternalImap4Connections":
 		return conns(d.IMAP)
 	case "ExternalPop3Connections", "InternalPop3Connections":

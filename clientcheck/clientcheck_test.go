@@ -1,6 +1,8 @@
 package clientcheck
 
 import (
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -108,21 +110,45 @@ func TestReadV2(t *testing.T) {
 }
 
 func TestReadSOAPRejects(t *testing.T) {
-	good := `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="http://www.w3.org/2005/08/addressing"><s:Header><a:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettingsResponse</a:Action></s:Header><s:Body><GetUserSettingsResponseMessage xmlns="http://schemas.microsoft.com/exchange/2010/Autodiscover"><Response xmlns:i="http://www.w3.org/2001/XMLSchema-instance"><ErrorCode>NoError</ErrorCode><UserResponses><UserResponse><ErrorCode>NoError</ErrorCode><UserSettings><UserSetting i:type="StringSetting"><Name>ExternalEwsUrl</Name><Value>https://x/EWS/Exchange.asmx</Value></UserSetting></UserSettings></UserResponse></UserResponses></Response></GetUserSettingsResponseMessage></s:Body></s:Envelope>`
-	s, err := ReadSOAP("text/xml; charset=utf-8", []byte(good))
+	good := `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="http://www.w3.org/2005/08/addressing"><s:Header><a:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettingsResponse</a:Action><h:ServerVersionInfo xmlns:h="http://schemas.microsoft.com/exchange/2010/Autodiscover"><h:MajorVersion>15</h:MajorVersion><h:MinorVersion>0</h:MinorVersion><h:MajorBuildNumber>0</h:MajorBuildNumber><h:MinorBuildNumber>0</h:MinorBuildNumber><h:Version>Exchange2015</h:Version></h:ServerVersionInfo></s:Header><s:Body><GetUserSettingsResponseMessage xmlns="http://schemas.microsoft.com/exchange/2010/Autodiscover"><Response xmlns:i="http://www.w3.org/2001/XMLSchema-instance"><ErrorCode>NoError</ErrorCode><UserResponses><UserResponse><ErrorCode>NoError</ErrorCode><UserSettings><UserSetting i:type="StringSetting"><Name>ExternalEwsUrl</Name><Value>https://x/EWS/Exchange.asmx</Value></UserSetting></UserSettings></UserResponse></UserResponses></Response></GetUserSettingsResponseMessage></s:Body></s:Envelope>`
+	s, err := ReadSOAP(200, "text/xml; charset=utf-8", []byte(good))
 	if err != nil || s.Users[0].Settings["ExternalEwsUrl"] != "https://x/EWS/Exchange.asmx" {
 		t.Fatalf("%+v %v", s, err)
 	}
 	for name, body := range map[string]string{
-		"no i:type":       strings.Replace(good, ` i:type="StringSetting"`, "", 1),
-		"unknown i:type":  strings.Replace(good, `i:type="StringSetting"`, `i:type="String"`, 1),
-		"wrong namespace": strings.Replace(good, `xmlns="http://schemas.microsoft.com/exchange/2010/Autodiscover"`, `xmlns="https://schemas.microsoft.com/exchange/2010/Autodiscover"`, 1),
-		"no Action":       strings.Replace(good, "GetUserSettingsResponse</a:Action>", "Other</a:Action>", 1),
-		"no ErrorCode":    strings.Replace(good, "<UserResponse><ErrorCode>NoError</ErrorCode>", "<UserResponse>", 1),
-		"SOAP 1.2":        strings.Replace(good, "http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope", 1),
+		"no i:type":            strings.Replace(good, ` i:type="StringSetting"`, "", 1),
+		"unknown i:type":       strings.Replace(good, `i:type="StringSetting"`, `i:type="String"`, 1),
+		"wrong namespace":      strings.Replace(good, `xmlns="http://schemas.microsoft.com/exchange/2010/Autodiscover"`, `xmlns="https://schemas.microsoft.com/exchange/2010/Autodiscover"`, 1),
+		"no Action":            strings.Replace(good, "GetUserSettingsResponse</a:Action>", "Other</a:Action>", 1),
+		"no ErrorCode":         strings.Replace(good, "<UserResponse><ErrorCode>NoError</ErrorCode>", "<UserResponse>", 1),
+		"SOAP 1.2":             strings.Replace(good, "http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope", 1),
+		"no ServerVersionInfo": regexp.MustCompile(`<h:ServerVersionInfo.*</h:ServerVersionInfo>`).ReplaceAllString(good, ""),
+		"no MajorVersion":      regexp.MustCompile(`<h:MajorVersion>15</h:MajorVersion>`).ReplaceAllString(good, ""),
+		"Version not a number": strings.Replace(good, "<h:MinorVersion>0<", "<h:MinorVersion>zero<", 1),
 	} {
-		if _, err := ReadSOAP("text/xml", []byte(body)); err == nil {
+		if _, err := ReadSOAP(200, "text/xml", []byte(body)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	if _, err := ReadSOAP(500, "text/xml", []byte(good)); err == nil {
+		t.Error("an answer with HTTP 500 accepted")
+	}
+	fault := `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>no</faultstring></s:Fault></s:Body></s:Envelope>`
+	if f, err := ReadSOAP(500, "text/xml", []byte(fault)); err != nil || f.Fault != "s:Client" {
+		t.Errorf("a Fault with 500: %+v %v", f, err)
+	}
+	if _, err := ReadSOAP(400, "text/xml", []byte(fault)); err == nil {
+		t.Error("a Fault with HTTP 400 accepted")
+	}
+}
+
+func TestSOAPEndpoints(t *testing.T) {
+	// Presence decides, as in the EWS Managed API: False still enables.
+	soap, wss, oauth := SOAPEndpoints(http.Header{"X-Soap-Enabled": {"True"}, "X-Wssecurity-Enabled": {"False"}})
+	if !soap || !wss || oauth {
+		t.Errorf("soap %v wssecurity %v oauth %v", soap, wss, oauth)
+	}
+	if soap, _, _ := SOAPEndpoints(http.Header{}); soap {
+		t.Error("no headers read as SOAP enabled")
 	}
 }

@@ -27,7 +27,11 @@ type POX struct {
 	Address     string   // User/AutoDiscoverSMTPAddress or User/EMailAddress
 	Servers     []Server // IMAP/POP3/SMTP, security as Thunderbird derives it
 	EwsURL      string   // as exchangelib finds it (EXPR, then EXCH)
-	ErrorCode   int      // Response/Error/ErrorCode; 0 when no error
+	ASUrl       string   // as Evolution EWS finds it (EXPR or EXCH)
+	// FirstProtocol is the first Protocol's Type, ASUrl and OABUrl: all
+	// that GNOME Online Accounts' Exchange module reads (see GOA).
+	FirstProtocol struct{ Type, ASUrl, OABUrl string }
+	ErrorCode     int // Response/Error/ErrorCode; 0 when no error
 	// MobileSyncURL is Action/Settings/Server[Type=MobileSync]/Url.
 	MobileSyncURL string
 }
@@ -41,6 +45,8 @@ type poxProtocol struct {
 	SSL        string `xml:"SSL"`
 	Encryption string `xml:"Encryption"`
 	EwsURL     string `xml:"EwsUrl"`
+	ASUrl      string `xml:"ASUrl"`
+	OABUrl     string `xml:"OABUrl"`
 }
 
 type poxDoc struct {
@@ -154,6 +160,10 @@ func readOutlook(out *POX, doc *poxDoc) error {
 		return errors.New("settings answer has no User/AutoDiscoverSMTPAddress")
 	}
 	var exch, expr string
+	if len(a.Protocols) > 0 {
+		p := a.Protocols[0]
+		out.FirstProtocol.Type, out.FirstProtocol.ASUrl, out.FirstProtocol.OABUrl = p.Type, trim(p.ASUrl), trim(p.OABUrl)
+	}
 	for _, p := range a.Protocols {
 		switch p.Type {
 		case "IMAP", "POP3", "SMTP":
@@ -162,10 +172,19 @@ func readOutlook(out *POX, doc *poxDoc) error {
 				return fmt.Errorf("Protocol %s: %w", p.Type, err)
 			}
 			out.Servers = append(out.Servers, s)
-		case "EXCH":
-			exch = trim(p.EwsURL)
-		case "EXPR":
-			expr = trim(p.EwsURL)
+		case "EXCH", "EXPR":
+			if p.Type == "EXCH" {
+				exch = trim(p.EwsURL)
+			} else {
+				expr = trim(p.EwsURL)
+			}
+			if as := trim(p.ASUrl); as != "" {
+				u, err := url.Parse(as)
+				if err != nil || u.Scheme != "https" || u.Host == "" {
+					return fmt.Errorf("Protocol %s: ASUrl %q is not an https URL", p.Type, p.ASUrl)
+				}
+				out.ASUrl = as
+			}
 		case "WEB", "EXHTTP":
 		default:
 			return fmt.Errorf("Protocol Type %q is not one clients know (Type is case-sensitive)", p.Type)
@@ -255,4 +274,30 @@ func ewsURLOnOneLine(body []byte) error {
 		}
 	}
 	return nil
+}
+
+// GOA reads a POX answer as evolution-data-server's GNOME Online Accounts
+// module does for Exchange accounts: only the first Protocol of Account,
+// which must carry both ASUrl and OABUrl ("Failed to find ASUrl and
+// OABUrl in autodiscover response" otherwise).
+func (p *POX) GOA() (asURL, oabURL string, err error) {
+	f := p.FirstProtocol
+	if f.ASUrl == "" || f.OABUrl == "" {
+		return "", "", fmt.Errorf("first Protocol (%s) has ASUrl %q and OABUrl %q: GNOME Online Accounts needs both there", f.Type, f.ASUrl, f.OABUrl)
+	}
+	return f.ASUrl, f.OABUrl, nil
+}
+
+// ReadMobileSync reads an answer to a mobilesync request as a
+// namespace-strict ActiveSync client does: settings and errors alike have
+// their Response in the mobilesync namespace ([MS-ASCMD] 2.2.1.1.2).
+func ReadMobileSync(contentType string, body []byte) (*POX, error) {
+	p, err := ReadPOX(contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	if p.Schema != nsMobileSync {
+		return nil, fmt.Errorf("Response namespace %q: an ActiveSync client looks for its answer, errors too, in %s", p.Schema, nsMobileSync)
+	}
+	return p, nil
 }

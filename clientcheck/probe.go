@@ -69,12 +69,17 @@ type Answer struct {
 	URLs    []string
 }
 
-// Read reads an answer to the probe the way its client does.
-func (p Probe) Read(contentType string, body []byte) (*Answer, error) {
+// Read reads an answer to the probe, with its HTTP status, the way its
+// client does.
+func (p Probe) Read(status int, contentType string, body []byte) (*Answer, error) {
 	a := &Answer{}
 	switch p.Client {
 	case "outlook", "mobilesync":
-		r, err := ReadPOX(contentType, body)
+		read := ReadPOX
+		if p.Client == "mobilesync" {
+			read = ReadMobileSync
+		}
+		r, err := read(contentType, body)
 		if err != nil {
 			return nil, err
 		}
@@ -100,7 +105,7 @@ func (p Probe) Read(contentType string, body []byte) (*Answer, error) {
 		}
 		a.Servers = append(r.Incoming, r.Outgoing...)
 	case "soap":
-		r, err := ReadSOAP(contentType, body)
+		r, err := ReadSOAP(status, contentType, body)
 		if err != nil {
 			return nil, err
 		}

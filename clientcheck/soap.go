@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 )
@@ -55,8 +56,13 @@ var settingTypes = map[string]bool{"StringSetting": true, "DomainStringSetting":
 
 // ReadSOAP reads a SOAP Autodiscover answer namespace-aware, as the EWS
 // Managed API does: SOAP 1.1 envelope, the Autodiscover 2010 namespace,
-// i:type on every setting, ErrorCode on every response.
-func ReadSOAP(contentType string, body []byte) (*SOAP, error) {
+// i:type on every setting, ErrorCode on every response. A Fault is read
+// only with HTTP 500, an answer only with 200 (its
+// InternalProcessHttpErrorResponse). Every answer carries the
+// ServerVersionInfo header: ews-javascript-api's ExchangeServerInfo.Parse
+// fails without it ("Cannot read properties of undefined (reading
+// 'MajorVersion')").
+func ReadSOAP(status int, contentType string, body []byte) (*SOAP, error) {
 	if !strings.HasPrefix(contentType, "text/xml") {
 		return nil, fmt.Errorf("Content-Type %q, want text/xml for SOAP 1.1", contentType)
 	}
@@ -66,7 +72,10 @@ func ReadSOAP(contentType string, body []byte) (*SOAP, error) {
 	var env struct {
 		XMLName xml.Name `xml:"http://schemas.xmlsoap.org/soap/envelope/ Envelope"`
 		Header  struct {
-			Action string `xml:"http://www.w3.org/2005/08/addressing Action"`
+			Action  string `xml:"http://www.w3.org/2005/08/addressing Action"`
+			Version *struct {
+				MajorVersion, MinorVersion, MajorBuildNumber, MinorBuildNumber, Version *string
+			} `xml:"http://schemas.microsoft.com/exchange/2010/Autodiscover ServerVersionInfo"`
 		} `xml:"http://schemas.xmlsoap.org/soap/envelope/ Header"`
 		Body struct {
 			Fault *struct {
@@ -101,6 +110,9 @@ func ReadSOAP(contentType string, body []byte) (*SOAP, error) {
 		if b.Fault.Code == "" || b.Fault.String == "" {
 			return nil, errors.New("Fault without faultcode or faultstring")
 		}
+		if status != 500 {
+			return nil, fmt.Errorf("a Fault with HTTP %d: the EWS Managed API parses a Fault only with 500 (WS-I BP 1.1 R1126)", status)
+		}
 		out.Fault = b.Fault.Code
 		return out, nil
 	case b.User != nil:
@@ -115,6 +127,25 @@ func ReadSOAP(contentType string, body []byte) (*SOAP, error) {
 	}
 	if code == "" {
 		return nil, errors.New("Response has no ErrorCode")
+	}
+	if status != 200 {
+		return nil, fmt.Errorf("an answer with HTTP %d, want 200", status)
+	}
+	v := env.Header.Version
+	if v == nil {
+		return nil, errors.New("no ServerVersionInfo header in the Autodiscover 2010 namespace")
+	}
+	for name, p := range map[string]*string{"MajorVersion": v.MajorVersion, "MinorVersion": v.MinorVersion,
+		"MajorBuildNumber": v.MajorBuildNumber, "MinorBuildNumber": v.MinorBuildNumber} {
+		if p == nil {
+			return nil, fmt.Errorf("ServerVersionInfo has no %s", name)
+		}
+		if _, err := strconv.Atoi(*p); err != nil {
+			return nil, fmt.Errorf("ServerVersionInfo %s %q is not an integer", name, *p)
+		}
+	}
+	if v.Version == nil || *v.Version == "" {
+		return nil, errors.New("ServerVersionInfo has no Version")
 	}
 	out.ErrorCode = code
 	for i, it := range items {
@@ -148,4 +179,14 @@ func ReadSOAP(contentType string, body []byte) (*SOAP, error) {
 		out.Users = append(out.Users, u)
 	}
 	return out, nil
+}
+
+// SOAPEndpoints reads the headers of the answer to GET
+// /autodiscover/autodiscover.xml as the EWS Managed API family does
+// (GetEndpointsFromHttpWebResponse): a header's presence enables an
+// endpoint, whatever its value.
+func SOAPEndpoints(h http.Header) (soap, wsSecurity, oauth bool) {
+	has := func(k string) bool { return len(h.Values(k)) > 0 }
+	return has("X-SOAP-Enabled"), has("X-WSSecurity-Enabled") || has("X-WSSecurity-SymmetricKey-Enabled") || has("X-WSSecurity-X509Cert-Enabled"),
+		has("X-OAuth-Enabled")
 }

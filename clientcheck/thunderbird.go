@@ -3,6 +3,7 @@ package clientcheck
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,12 @@ type Autoconfig struct {
 	Domains    []string
 	Incoming   []Server
 	Outgoing   []Server
+	// EWS is what current Thunderbird takes from the Exchange entries: the
+	// type "ews" entry's url and the older type "exchange" entry's ewsURL,
+	// which must agree; empty without them.
+	EWS     string
+	EWSAuth []string
+	EASURL  string // the exchange entry's easURL
 }
 
 type tbDoc struct {
@@ -32,6 +39,9 @@ type tbServer struct {
 	SocketType     string   `xml:"socketType"`
 	Username       string   `xml:"username"`
 	Authentication []string `xml:"authentication"`
+	URL            string   `xml:"url"`
+	EWSURL         string   `xml:"ewsURL"`
+	EASURL         string   `xml:"easURL"`
 }
 
 // Thunderbird's accepted <authentication> values (readFromXML.sys.mjs).
@@ -63,9 +73,31 @@ func Thunderbird(contentType string, body []byte) (*Autoconfig, error) {
 	for _, d := range ep.Domains {
 		out.Domains = append(out.Domains, trim(d))
 	}
+	var exchangeEWS string
+	var err error
 	for i, s := range ep.Incoming {
-		if s.Type != "imap" && s.Type != "pop3" {
-			continue // exchange/ews/graph entries are other account types
+		switch s.Type {
+		case "ews":
+			if out.EWS, out.EWSAuth, err = s.ews(); err != nil {
+				return nil, fmt.Errorf("incomingServer[%d] (ews): %w", i, err)
+			}
+			continue
+		case "exchange":
+			if _, err := s.read(tbAuth); err != nil {
+				return nil, fmt.Errorf("incomingServer[%d] (exchange): %w", i, err)
+			}
+			if exchangeEWS, err = httpsURL("ewsURL", s.EWSURL); err != nil {
+				return nil, fmt.Errorf("incomingServer[%d] (exchange): %w", i, err)
+			}
+			if trim(s.EASURL) != "" {
+				if out.EASURL, err = httpsURL("easURL", s.EASURL); err != nil {
+					return nil, fmt.Errorf("incomingServer[%d] (exchange): %w", i, err)
+				}
+			}
+			continue
+		case "imap", "pop3":
+		default:
+			continue // graph, owa, jmap...: other account types
 		}
 		srv, err := s.read(tbAuth)
 		if err != nil {
@@ -75,6 +107,12 @@ func Thunderbird(contentType string, body []byte) (*Autoconfig, error) {
 	}
 	if len(out.Incoming) == 0 {
 		return nil, errors.New("no usable imap or pop3 incomingServer")
+	}
+	if exchangeEWS != out.EWS {
+		return nil, fmt.Errorf("the ews entry's url %q and the exchange entry's ewsURL %q differ (new and older Thunderbird would use different servers)", out.EWS, exchangeEWS)
+	}
+	if ep.Incoming[0].Type != "imap" && ep.Incoming[0].Type != "pop3" {
+		return nil, fmt.Errorf("the first incomingServer is %q: Thunderbird proposes the first one, keep IMAP/POP3 there", ep.Incoming[0].Type)
 	}
 	for i, s := range ep.Outgoing {
 		if s.Type != "smtp" {
@@ -126,6 +164,37 @@ func (s tbServer) read(known []string) (Server, error) {
 		return srv, errors.New("no authentication")
 	}
 	return srv, nil
+}
+
+// ews reads a type "ews" entry: an https url, a username and a known
+// authentication.
+func (s tbServer) ews() (string, []string, error) {
+	u, err := httpsURL("url", s.URL)
+	if err != nil {
+		return "", nil, err
+	}
+	if trim(s.Username) == "" {
+		return "", nil, errors.New("no username")
+	}
+	var auth []string
+	for _, a := range s.Authentication {
+		if a = trim(a); !slices.Contains(tbAuth, a) {
+			return "", nil, fmt.Errorf("authentication %q is not a value Thunderbird knows", a)
+		}
+		auth = append(auth, a)
+	}
+	if len(auth) == 0 {
+		return "", nil, errors.New("no authentication")
+	}
+	return u, auth, nil
+}
+
+func httpsURL(name, s string) (string, error) {
+	u, err := url.Parse(trim(s))
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("%s %q is not an https URL", name, s)
+	}
+	return u.String(), nil
 }
 
 func hasAnyPrefix(s string, prefixes ...string) bool {

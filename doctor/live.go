@@ -118,7 +118,7 @@ func askClient(ctx context.Context, c *http.Client, host, client, email string, 
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return Finding{Fail, "live", subject, fmt.Sprintf("HTTP %d %v", resp.StatusCode, err), "check the service's log for this request"}
 	}
-	ans, err := p.Read(resp.Header.Get("Content-Type"), body)
+	ans, err := p.Read(resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	if err != nil {
 		return Finding{Fail, "live", subject, "clients cannot read the answer: " + err.Error(), "check the service version and config"}
 	}

@@ -33,7 +33,14 @@ const (
 	SocketPlain    = "plain"
 )
 
-// IncomingServer is emailProvider/incomingServer (type imap or pop3).
+// IncomingServer is emailProvider/incomingServer: type imap or pop3, or
+// an Exchange entry, which current Thunderbird reads in two forms
+// (readFromXML.sys.mjs; the ISPDB's office365.com.xml has both):
+//   - type "ews": url, username, authentication;
+//   - type "exchange" (the older single entry): hostname, port,
+//     socketType, username, authentication, ewsURL, easURL.
+//
+// Older versions and Thunderbird for Android skip types they do not know.
 type IncomingServer struct {
 	Type           string
 	Hostname       string
@@ -43,7 +50,16 @@ type IncomingServer struct {
 	Authentication []string // first one the client supports wins
 	// LeaveMessagesOnServer writes <pop3><leaveMessagesOnServer> (pop3 only).
 	LeaveMessagesOnServer bool
+	// URL is the ews entry's EWS URL; EWSURL and EASURL the exchange
+	// entry's EWS and ActiveSync URLs (EASURL left out when empty).
+	URL, EWSURL, EASURL string
 }
+
+// Incoming server types besides imap and pop3.
+const (
+	TypeEWS      = "ews"
+	TypeExchange = "exchange"
+)
 
 // OutgoingServer is emailProvider/outgoingServer type="smtp".
 type OutgoingServer struct {
@@ -84,7 +100,19 @@ func (c *ClientConfig) Document() *etree.Document {
 	for _, s := range c.EmailProvider.IncomingServers {
 		e := p.CreateElement("incomingServer")
 		e.CreateAttr("type", s.Type)
+		if s.Type == TypeEWS {
+			add(e, "url", s.URL)
+			add(e, "username", s.Username)
+			for _, a := range s.Authentication {
+				add(e, "authentication", a)
+			}
+			continue
+		}
 		writeServer(e, s.Hostname, s.Port, s.SocketType, s.Username, s.Authentication)
+		if s.Type == TypeExchange {
+			add(e, "ewsURL", s.EWSURL)
+			addIf(e, "easURL", s.EASURL)
+		}
 		if s.LeaveMessagesOnServer {
 			add(e.CreateElement("pop3"), "leaveMessagesOnServer", "true")
 		}

@@ -62,6 +62,7 @@ type Protocol struct {
 	AuthRequired   OnOff
 	ASUrl          string
 	EwsURL         string
+	OABUrl         string
 	TTL            int // hours; 0 leaves the element out
 }
 
@@ -101,6 +102,7 @@ func (p *Protocol) write(e *etree.Element) {
 	addIf(e, "AuthRequired", string(p.AuthRequired))
 	addIf(e, "ASUrl", p.ASUrl)
 	addIf(e, "EwsUrl", p.EwsURL)
+	addIf(e, "OABUrl", p.OABUrl)
 	if p.TTL != 0 {
 		add(e, "TTL", strconv.Itoa(p.TTL))
 	}
@@ -154,11 +156,18 @@ const (
 // ErrorResponse is the schema-independent error answer, sent with HTTP 200:
 // Error sits directly under Response (MS-OXDSCLI, MS-ASCMD, Gromox and
 // mailcow agree; only the EWS element docs put it under Account).
+//
+// An error for a mobilesync request has its Response in the mobilesync
+// namespace, as [MS-ASCMD] 2.2.1.1.2's examples do: namespace-strict
+// ActiveSync clients look for Error there.
 type ErrorResponse struct {
 	Time    string // hh:mm:ss.fffffff
 	ID      string // unsigned integer
 	Code    int
 	Message string
+	// Schema is the Response namespace: empty for the schema-independent
+	// error, or NSMobileSyncResponse.
+	Schema string
 }
 
 // Document builds the error document.
@@ -166,7 +175,11 @@ func (e *ErrorResponse) Document() *etree.Document {
 	doc := newDocument()
 	root := doc.CreateElement("Autodiscover")
 	root.CreateAttr("xmlns", NSResponse)
-	el := root.CreateElement("Response").CreateElement("Error")
+	resp := root.CreateElement("Response")
+	if e.Schema != "" {
+		resp.CreateAttr("xmlns", e.Schema)
+	}
+	el := resp.CreateElement("Error")
 	el.CreateAttr("Time", e.Time)
 	el.CreateAttr("Id", e.ID)
 	add(el, "ErrorCode", strconv.Itoa(e.Code))

@@ -51,6 +51,8 @@ type SOAPRequest struct {
 type SOAPFaultError struct {
 	Code   string // faultcode, e.g. s:Client, s:VersionMismatch
 	Reason string
+	// NotXML: the body is not XML at all, so not a SOAP message either.
+	NotXML bool
 }
 
 func (e *SOAPFaultError) Error() string { return e.Code + ": " + e.Reason }
@@ -64,10 +66,13 @@ func clientFault(format string, args ...any) error {
 func ParseSOAPRequest(body []byte) (*SOAPRequest, error) {
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(body); err != nil {
-		return nil, clientFault("the request is not well-formed XML: %v", err)
+		return nil, &SOAPFaultError{Code: "s:Client", Reason: fmt.Sprintf("the request is not well-formed XML: %v", err), NotXML: true}
 	}
 	env := doc.Root()
-	if env == nil || env.Tag != "Envelope" {
+	if env == nil { // text without an element: not XML
+		return nil, &SOAPFaultError{Code: "s:Client", Reason: "the request is not XML", NotXML: true}
+	}
+	if env.Tag != "Envelope" {
 		return nil, clientFault("the request is not a SOAP envelope")
 	}
 	switch env.NamespaceURI() {
@@ -185,6 +190,19 @@ type SOAPResponse struct {
 	ErrorCode    string
 	ErrorMessage string
 	Items        []SOAPItem
+	// Server is the ServerVersionInfo header; nil leaves it out.
+	Server *ServerVersionInfo
+}
+
+// ServerVersionInfo is the SOAP header Exchange puts on every Autodiscover
+// answer ([MS-OXWSADISC]; Microsoft's Autodiscover reference,
+// "ServerVersionInfo (SOAP)": MajorVersion, MinorVersion, MajorBuildNumber,
+// MinorBuildNumber, Version, in this order). The EWS Managed API and its
+// ports read it from every answer.
+type ServerVersionInfo struct {
+	MajorVersion, MinorVersion         int
+	MajorBuildNumber, MinorBuildNumber int
+	Version                            string
 }
 
 // Document builds the response envelope.
@@ -194,7 +212,7 @@ func (r *SOAPResponse) Document() *etree.Document {
 	if user {
 		kind = "User"
 	}
-	doc, body := soapEnvelope(NSAutodiscover + "/Autodiscover/" + r.Operation + "Response")
+	doc, body := soapEnvelope(NSAutodiscover+"/Autodiscover/"+r.Operation+"Response", r.Server)
 	msg := body.CreateElement(r.Operation + "ResponseMessage")
 	msg.CreateAttr("xmlns", NSAutodiscover)
 	resp := msg.CreateElement("Response")
@@ -245,23 +263,34 @@ func (r *SOAPResponse) Document() *etree.Document {
 	return finish(doc)
 }
 
-// soapEnvelope starts a SOAP 1.1 response with its wsa:Action header.
-func soapEnvelope(action string) (*etree.Document, *etree.Element) {
+// soapEnvelope starts a SOAP 1.1 response with its wsa:Action header and,
+// when v is set, the ServerVersionInfo header.
+func soapEnvelope(action string, v *ServerVersionInfo) (*etree.Document, *etree.Element) {
 	doc := newDocument()
 	env := doc.CreateElement("s:Envelope")
 	env.CreateAttr("xmlns:s", NSSOAP11)
 	env.CreateAttr("xmlns:a", NSAddressing)
 	if action != "" {
-		a := env.CreateElement("s:Header").CreateElement("a:Action")
+		h := env.CreateElement("s:Header")
+		a := h.CreateElement("a:Action")
 		a.CreateAttr("s:mustUnderstand", "1")
 		a.SetText(action)
+		if v != nil {
+			x := h.CreateElement("h:ServerVersionInfo")
+			x.CreateAttr("xmlns:h", NSAutodiscover)
+			add(x, "h:MajorVersion", strconv.Itoa(v.MajorVersion))
+			add(x, "h:MinorVersion", strconv.Itoa(v.MinorVersion))
+			add(x, "h:MajorBuildNumber", strconv.Itoa(v.MajorBuildNumber))
+			add(x, "h:MinorBuildNumber", strconv.Itoa(v.MinorBuildNumber))
+			add(x, "h:Version", v.Version)
+		}
 	}
 	return doc, env.CreateElement("s:Body")
 }
 
 // FaultDocument is the SOAP 1.1 fault for err.
 func FaultDocument(err *SOAPFaultError) *etree.Document {
-	doc, body := soapEnvelope("")
+	doc, body := soapEnvelope("", nil)
 	f := body.CreateElement("s:Fault")
 	add(f, "faultcode", err.Code)
 	s := add(f, "faultstring", err.Reason)

@@ -124,6 +124,9 @@ func printSummary(w io.Writer, file string, cfg *config.Config) {
 		if d.EWSURL != "" {
 			fmt.Fprintf(w, "  %-10s %s\n", "ews", d.EWSURL)
 		}
+		if d.OABURL != "" {
+			fmt.Fprintf(w, "  %-10s %s\n", "oab", d.OABURL)
+		}
 		fmt.Fprintf(w, "  %-10s %s\n", "login", d.LoginName)
 		fmt.Fprintf(w, "  %-10s %s\n", "outlook", d.OutlookExchange)
 	}

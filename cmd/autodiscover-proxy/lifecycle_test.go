@@ -191,7 +191,7 @@ func TestCheckConfig(t *testing.T) {
 	if code := run(context.Background(), []string{"check-config", "-config", example}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	for _, want := range []string{"OK, 4 domain(s)", "contoso.com (aliases contoso.net): microsoft365", "imap       outlook.office365.com:993 ssl",
+	for _, want := range []string{"OK, 5 domain(s)", "northwind.example: exchange", "oab        https://mail.northwind.example/OAB/", "contoso.com (aliases contoso.net): microsoft365", "imap       outlook.office365.com:993 ssl",
 		"smtp       smtp.office365.com:587 starttls", "certificate hosts: autodiscover.contoso.com autoconfig.contoso.com"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())

@@ -102,7 +102,7 @@ func TestRenderCommand(t *testing.T) {
 		if out != w.Body.String() {
 			t.Errorf("%s: render differs from the handler:\n%s\n---\n%s", client, out, w.Body)
 		}
-		if _, err := p.Read(w.Header().Get("Content-Type"), []byte(out)); err != nil {
+		if _, err := p.Read(w.Code, w.Header().Get("Content-Type"), []byte(out)); err != nil {
 			t.Errorf("%s: %v", client, err)
 		}
 	}
