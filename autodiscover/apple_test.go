@@ -154,6 +154,7 @@ func appleExchanges() []exchange {
 		get("setup-microsoft365", "/setup?email=jane%40contoso.com", ok, nil),
 		get("setup-google-workspace", "/setup?email=ann%40example.org", ok, nil),
 		get("setup-exchange", "/setup?email=nina%40northwind.example", ok, nil),
+		get("setup-custom", "/setup?email=bob%40tailspin.example", ok, nil),
 		get("setup-unknown-domain", "/setup?email=eve%40unknown.example", ok, nil),
 	}
 }

@@ -453,6 +453,7 @@ func exchanges() []exchange {
 		// Autodiscover v2.
 		get("json-activesync", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=ActiveSync", "contoso.com", ok, readV2("ActiveSync", m365EAS)),
 		get("json-ews", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=EWS", "contoso.com", ok, readV2("EWS", m365EWS)),
+		get("json-custom-ews", "/autodiscover/autodiscover.json/v1.0/bob@tailspin.example?Protocol=Ews", "tailspin.example", ok, readV2("Ews", "https://mail.tailspin.example/EWS/Exchange.asmx")),
 		get("json-exchange-activesync", "/autodiscover/autodiscover.json?Email=nina@northwind.example&Protocol=ActiveSync", "northwind.example", ok, readV2("ActiveSync", northwindEAS)),
 		get("json-autodiscoverv1-path-form", "/autodiscover/autodiscover.json/v1.0/jane@contoso.com?Protocol=Autodiscoverv1", "contoso.com", ok,
 			readV2("Autodiscoverv1", "https://autodiscover.contoso.com/autodiscover/autodiscover.xml")),
