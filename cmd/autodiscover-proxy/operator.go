@@ -212,8 +212,21 @@ func renderCommand(_ context.Context, args []string, stdout, stderr io.Writer) e
 	w := httptest.NewRecorder()
 	svc.srv.HTTPSHandler().ServeHTTP(w, req)
 	stdout.Write(w.Body.Bytes())
+	if _, ok := cfg.Lookup(addr.Domain); !ok {
+		// Some dialects answer an unknown domain with HTTP 200 and an error
+		// document (POX 500): printed above, but no settings for anyone.
+		return fmt.Errorf("%s is not configured (no domain or alias in %s): above is the error document clients get", addr.Domain, configName(*file))
+	}
 	if w.Code != 200 {
 		return fmt.Errorf("the answer is HTTP %d", w.Code)
 	}
 	return nil
+}
+
+// configName names a config file in messages.
+func configName(file string) string {
+	if file == "" {
+		return "the embedded default config"
+	}
+	return file
 }

@@ -106,8 +106,10 @@ func TestRenderCommand(t *testing.T) {
 			t.Errorf("%s: %v", client, err)
 		}
 	}
-	if code, out, _ := runCmd("render", "-config", testConfig, "-email", "eve@unknown.example", "-client", "outlook"); code != 0 || !strings.Contains(out, "<ErrorCode>500</ErrorCode>") {
-		t.Errorf("unknown domain: exit %d\n%s", code, out)
+	// An unconfigured domain: the error document clients get, and a failure.
+	if code, out, errs := runCmd("render", "-config", testConfig, "-email", "eve@unknown.example", "-client", "outlook"); code == 0 ||
+		!strings.Contains(out, "<ErrorCode>500</ErrorCode>") || !strings.Contains(errs, "unknown.example is not configured") {
+		t.Errorf("unknown domain: exit %d\n%s\n%s", code, out, errs)
 	}
 	if code, out, _ := runCmd("render", "-config", testConfig, "-email", "eve@unknown.example", "-client", "thunderbird"); code != 1 || !strings.Contains(out, "no mail configuration") {
 		t.Errorf("unknown domain, thunderbird: exit %d %q", code, out)
