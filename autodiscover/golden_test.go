@@ -491,6 +491,13 @@ func exchanges() []exchange {
 	afterEWS := get("autoconfig-microsoft365-after-ews-retirement", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "autoconfig.contoso.com", ok,
 		readTB(contoso, m365("%EMAILADDRESS%"), []string{"OAuth2"}))
 	afterEWS.now = time.Date(2027, time.April, 1, 0, 0, 0, 0, time.UTC)
+	// smtp_password: on keeps password SMTP past the preset's date; off
+	// never offers it.
+	smtpOn := get("autoconfig-microsoft365-smtp-password-on-after-cutoff", "/mail/config-v1.1.xml?emailaddress=ann%40woodgrove.example", "autoconfig.woodgrove.example", ok,
+		readTBWith([]string{"woodgrove.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}, m365EWS, []string{"OAuth2"}, m365EAS))
+	smtpOn.now = afterCutoff
+	smtpOff := get("autoconfig-microsoft365-smtp-password-off", "/mail/config-v1.1.xml?emailaddress=ann%40adatum.example", "autoconfig.adatum.example", ok,
+		readTBWith([]string{"adatum.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2"}, m365EWS, []string{"OAuth2"}, m365EAS))
 	// Thunderbird for Android may omit emailaddress: the Host decides.
 	hostOnly := get("autoconfig-host-only", "/mail/config-v1.1.xml", "autoconfig.contoso.net", ok,
 		readTBWith(contoso, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}, m365EWS, []string{"OAuth2"}, m365EAS))
@@ -505,7 +512,7 @@ func exchanges() []exchange {
 	postHTTP := post("http-pox-post-308", poxBody(reqOutlook, "jane@contoso.com", respOutlook), http.StatusPermanentRedirect, nil)
 	postHTTP.http = true
 	ex = append(ex, appleExchanges()...)
-	return append(ex, after, afterEWS, hostOnly, plainAutoconfig, postHTTP,
+	return append(ex, after, afterEWS, smtpOn, smtpOff, hostOnly, plainAutoconfig, postHTTP,
 		httpGet("http-pox-get-302", "/Autodiscover/Autodiscover.xml", "autodiscover.contoso.com", http.StatusFound),
 		httpGet("http-pox-get-unknown-host-404", "/autodiscover/autodiscover.xml", "autodiscover.evil.example", http.StatusNotFound),
 		httpGet("http-other-301", "/setup", "autoconfig.contoso.com", http.StatusMovedPermanently),

@@ -140,7 +140,7 @@ func signIn(auth []string, d *config.Domain, smtp bool) string {
 		case config.AuthOAuth2:
 			out = append(out, "OAuth2 (modern authentication)")
 		case config.AuthPasswordCleartext:
-			if until := d.Provider.SMTPPasswordUntil; smtp && !until.IsZero() {
+			if until := d.SMTPPasswordUntil(); smtp && !until.IsZero() {
 				out = append(out, "password, until "+until.Add(-time.Second).Format("2 January 2006"))
 			} else {
 				out = append(out, "password")

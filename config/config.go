@@ -105,6 +105,8 @@ type Domain struct {
 	// LoginName is %EMAILADDRESS%, %EMAILLOCALPART% or NETBIOS\%EMAILLOCALPART%.
 	LoginName       string
 	OutlookExchange string
+	// SMTPPassword is the `smtp_password:` policy: auto, on or off.
+	SMTPPassword string
 	// ACMEApex adds <domain> itself to the certificate hosts, for clients
 	// that try https://<domain>/autodiscover/autodiscover.xml first.
 	ACMEApex bool
@@ -166,13 +168,40 @@ const (
 // Names returns the domain name followed by its aliases.
 func (d *Domain) Names() []string { return append([]string{d.Name}, d.Aliases...) }
 
+// SMTP password policies, the `smtp_password:` values.
+const (
+	SMTPPasswordAuto = "auto" // as the preset says, its date included
+	SMTPPasswordOn   = "on"   // offered, past the preset's date too
+	SMTPPasswordOff  = "off"  // never offered
+)
+
 // SMTPAuth returns the SMTP sign-in methods offered at time t.
 func (d *Domain) SMTPAuth(t time.Time) []string {
 	p := d.Provider
-	if p.SMTPPasswordUntil.IsZero() || !t.Before(p.SMTPPasswordUntil) {
-		return p.SMTPAuth
+	auth := p.SMTPAuth
+	password := slices.Contains(auth, AuthPasswordCleartext)
+	switch d.SMTPPassword {
+	case SMTPPasswordOn:
+		password = true
+	case SMTPPasswordOff:
+		password = false
+	default:
+		password = password || !p.SMTPPasswordUntil.IsZero() && t.Before(p.SMTPPasswordUntil)
 	}
-	return append(append([]string(nil), p.SMTPAuth...), AuthPasswordCleartext)
+	out := slices.DeleteFunc(slices.Clone(auth), func(a string) bool { return a == AuthPasswordCleartext })
+	if password {
+		out = append(out, AuthPasswordCleartext)
+	}
+	return out
+}
+
+// SMTPPasswordUntil is when password SMTP stops being offered: the
+// preset's date under "auto", zero otherwise (no end, or never offered).
+func (d *Domain) SMTPPasswordUntil() time.Time {
+	if d.SMTPPassword != SMTPPasswordAuto {
+		return time.Time{}
+	}
+	return d.Provider.SMTPPasswordUntil
 }
 
 // EWSInAutoconfig reports whether the Thunderbird document carries EWS
@@ -186,7 +215,7 @@ func (d *Domain) EWSInAutoconfig(t time.Time) bool {
 // own (a provider's announced dates), in order.
 func (d *Domain) Changes() []time.Time {
 	var ts []time.Time
-	for _, t := range []time.Time{d.Provider.SMTPPasswordUntil, d.Provider.EWSInAutoconfigUntil} {
+	for _, t := range []time.Time{d.SMTPPasswordUntil(), d.Provider.EWSInAutoconfigUntil} {
 		if !t.IsZero() {
 			ts = append(ts, t)
 		}

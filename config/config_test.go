@@ -115,6 +115,52 @@ domains:
 	}
 }
 
+// smtp_password: auto follows the preset's date, on keeps password SMTP
+// past it, off never offers it; off is refused where it would leave no
+// SMTP sign-in at all.
+func TestSMTPPasswordPolicy(t *testing.T) {
+	c, err := Parse([]byte(`
+domains:
+  - {name: auto.example, provider: microsoft365}
+  - {name: on.example, provider: microsoft365, smtp_password: "on"}
+  - {name: off.example, provider: microsoft365, smtp_password: "off"}
+  - {name: google.example, provider: google-workspace, smtp_password: "off"}
+`), "test.yaml", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, after := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		domain        string
+		before, after []string
+		changes       int
+	}{
+		{"auto.example", []string{AuthOAuth2, AuthPasswordCleartext}, []string{AuthOAuth2}, 2},
+		{"on.example", []string{AuthOAuth2, AuthPasswordCleartext}, []string{AuthOAuth2, AuthPasswordCleartext}, 1},
+		{"off.example", []string{AuthOAuth2}, []string{AuthOAuth2}, 1},
+		{"google.example", []string{AuthOAuth2}, []string{AuthOAuth2}, 0},
+	} {
+		d, _ := c.Lookup(tc.domain)
+		if got := d.SMTPAuth(before); !reflect.DeepEqual(got, tc.before) {
+			t.Errorf("%s before the date: %v, want %v", tc.domain, got, tc.before)
+		}
+		if got := d.SMTPAuth(after); !reflect.DeepEqual(got, tc.after) {
+			t.Errorf("%s after the date: %v, want %v", tc.domain, got, tc.after)
+		}
+		if n := len(d.Changes()); n != tc.changes {
+			t.Errorf("%s: %d dates on which its answers change, want %d", tc.domain, n, tc.changes)
+		}
+	}
+	for body, want := range map[string]string{
+		"domains:\n  - {name: a.com, provider: custom, imap: {host: m.a.com, port: 993, tls: ssl}, smtp: {host: m.a.com, port: 587, tls: starttls}, smtp_password: \"off\"}\n": "off would leave SMTP with no sign-in method",
+		"domains:\n  - {name: a.com, provider: microsoft365, smtp_password: yes}\n": `"yes": use auto`,
+	} {
+		if _, err := Parse([]byte(body), "test.yaml", ""); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}
+
 func TestSMTPPasswordWindow(t *testing.T) {
 	d, _ := Default().Lookup("example.com")
 	before := time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)

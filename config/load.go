@@ -185,6 +185,7 @@ type fileDomain struct {
 	EWS             *fileURL      `yaml:"ews"`
 	OAB             *fileURL      `yaml:"oab"`
 	ExchangeHost    string        `yaml:"exchange_host"`
+	SMTPPassword    string        `yaml:"smtp_password"`
 	LoginName       string        `yaml:"login_name"`
 	OutlookExchange string        `yaml:"outlook_exchange"`
 	ACMEApex        bool          `yaml:"acme_apex"`

@@ -309,6 +309,17 @@ func (v *validator) domain(fd *fileDomain, path string) *Domain {
 	if fd.Upstream != nil {
 		d.Upstream = v.upstream(fd.Upstream, path+".upstream")
 	}
+	switch d.SMTPPassword = fd.SMTPPassword; d.SMTPPassword {
+	case "":
+		d.SMTPPassword = SMTPPasswordAuto
+	case SMTPPasswordAuto, SMTPPasswordOn:
+	case SMTPPasswordOff:
+		if len(d.SMTPAuth(time.Time{})) == 0 {
+			v.addf(path+".smtp_password", "off would leave SMTP with no sign-in method: provider %s signs in to SMTP with a password only", preset.Name)
+		}
+	default:
+		v.addf(path+".smtp_password", "%q: use auto (the provider's dates), on (keep offering password SMTP, e.g. after re-enabling SMTP AUTH for the tenant) or off", d.SMTPPassword)
+	}
 	switch d.OutlookExchange {
 	case "":
 		d.OutlookExchange = preset.OutlookExchange
