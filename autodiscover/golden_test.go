@@ -473,6 +473,13 @@ func exchanges() []exchange {
 				"https://mail.tailspin.example/EWS/Exchange.asmx", []string{"password-cleartext"}, "https://mail.tailspin.example/Microsoft-Server-ActiveSync")),
 		get("autoconfig-exchange", "/mail/config-v1.1.xml?emailaddress=nina%40northwind.example", "autoconfig.northwind.example", ok,
 			readTBWith([]string{"northwind.example"}, northwind("%EMAILADDRESS%"), []string{"password-cleartext"}, northwindEWS, []string{"password-cleartext"}, northwindEAS)),
+		get("autoconfig-idn-display-name", "/mail/config-v1.1.xml?emailaddress=jan%40m%C3%BCller.example", "autoconfig.xn--mller-kva.example", ok,
+			func(t *testing.T, ct string, body []byte) {
+				readTB([]string{"xn--mller-kva.example"}, google("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"})(t, ct, body)
+				if c, _ := clientcheck.Thunderbird(ct, body); c == nil || c.DisplayName != "müller.example" {
+					t.Errorf("Thunderbird shows the provider as %+v, want müller.example", c)
+				}
+			}),
 		get("autoconfig-error-unknown-domain-404", "/mail/config-v1.1.xml?emailaddress=eve%40unknown.example", "autoconfig.unknown.example", http.StatusNotFound, nil),
 		get("autoconfig-error-bad-address-400", "/mail/config-v1.1.xml?emailaddress=%3Cscript%3E", "autoconfig.contoso.com", http.StatusBadRequest, nil),
 		get("not-found-404", "/owa/", "autodiscover.contoso.com", http.StatusNotFound, nil),

@@ -11,10 +11,11 @@ import (
 
 // Autoconfig is what Thunderbird takes from a config-v1.1.xml answer.
 type Autoconfig struct {
-	ProviderID string
-	Domains    []string
-	Incoming   []Server
-	Outgoing   []Server
+	ProviderID  string
+	DisplayName string // what Thunderbird shows people as the provider
+	Domains     []string
+	Incoming    []Server
+	Outgoing    []Server
 	// EWS is what current Thunderbird takes from the Exchange entries: the
 	// type "ews" entry's url and the older type "exchange" entry's ewsURL,
 	// which must agree; empty without them.
@@ -25,10 +26,11 @@ type Autoconfig struct {
 
 type tbDoc struct {
 	EmailProvider struct {
-		ID       string     `xml:"id,attr"`
-		Domains  []string   `xml:"domain"`
-		Incoming []tbServer `xml:"incomingServer"`
-		Outgoing []tbServer `xml:"outgoingServer"`
+		ID          string     `xml:"id,attr"`
+		DisplayName string     `xml:"displayName"`
+		Domains     []string   `xml:"domain"`
+		Incoming    []tbServer `xml:"incomingServer"`
+		Outgoing    []tbServer `xml:"outgoingServer"`
 	} `xml:"emailProvider"`
 }
 
@@ -69,7 +71,7 @@ func Thunderbird(contentType string, body []byte) (*Autoconfig, error) {
 	if len(ep.Domains) == 0 {
 		return nil, errors.New("emailProvider has no <domain>")
 	}
-	out := &Autoconfig{ProviderID: ep.ID}
+	out := &Autoconfig{ProviderID: ep.ID, DisplayName: trim(ep.DisplayName)}
 	for _, d := range ep.Domains {
 		out.Domains = append(out.Domains, trim(d))
 	}

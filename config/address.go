@@ -20,6 +20,25 @@ type Address struct {
 // String returns local@domain with the domain in A-label form.
 func (a Address) String() string { return a.Local + "@" + a.Domain }
 
+// ForPeople is the address as people read it: the domain as a U-label
+// (anna@bücher.example). Protocols keep String's A-labels.
+func (a Address) ForPeople() string { return a.Local + "@" + UnicodeDomain(a.Domain) }
+
+// UnicodeDomain is a normalised domain as people read it: each
+// internationalised label as Unicode (UTS #46 ToUnicode), bücher.example
+// for xn--bcher-kva.example. A name that does not convert back to itself
+// stays as it is.
+func UnicodeDomain(name string) string {
+	if !strings.Contains(name, "xn--") {
+		return name
+	}
+	u, err := idnaProfile.ToUnicode(name)
+	if a, err2 := idnaProfile.ToASCII(u); err != nil || err2 != nil || a != name {
+		return name // only a name that converts back to itself
+	}
+	return u
+}
+
 // Limits from RFC 5321 §4.5.3.1.
 const (
 	maxLocalPart = 64

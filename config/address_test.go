@@ -101,3 +101,22 @@ func FuzzNormalizeDomain(f *testing.F) {
 		}
 	})
 }
+
+// People read internationalised names in Unicode; protocols keep A-labels.
+func TestNamesForPeople(t *testing.T) {
+	c, err := Parse([]byte("domains:\n  - name: Bücher.Example\n    provider: microsoft365\n"), "t.yaml", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Domains[0]
+	if d.Name != "xn--bcher-kva.example" || d.DisplayName != "bücher.example" {
+		t.Errorf("name %q display name %q", d.Name, d.DisplayName)
+	}
+	a, _ := ParseAddress("anna@BÜCHER.example")
+	if a.String() != "anna@xn--bcher-kva.example" || a.ForPeople() != "anna@bücher.example" {
+		t.Errorf("address %q for people %q", a.String(), a.ForPeople())
+	}
+	if got := UnicodeDomain("xn--zz.example"); got != "xn--zz.example" {
+		t.Errorf("a label that is not punycode became %q", got)
+	}
+}

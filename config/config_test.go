@@ -153,7 +153,7 @@ domains:
 	}
 	for body, want := range map[string]string{
 		"domains:\n  - {name: a.com, provider: custom, imap: {host: m.a.com, port: 993, tls: ssl}, smtp: {host: m.a.com, port: 587, tls: starttls}, smtp_password: \"off\"}\n": "off would leave SMTP with no sign-in method",
-		"domains:\n  - {name: a.com, provider: microsoft365, smtp_password: yes}\n": `"yes": use auto`,
+		"domains:\n  - {name: a.com, provider: microsoft365, smtp_password: yes}\n":                                                                                            `"yes": use auto`,
 	} {
 		if _, err := Parse([]byte(body), "test.yaml", ""); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", body, err, want)

@@ -268,7 +268,7 @@ func (v *validator) domain(fd *fileDomain, path string) *Domain {
 		d.ExchangeHost = preset.IMAP.Host
 	}
 	if d.DisplayName == "" {
-		d.DisplayName = name
+		d.DisplayName = UnicodeDomain(name) // for people: bücher.example
 	} else if err := checkDisplayName(d.DisplayName); err != nil {
 		v.addf(path+".display_name", "%v", err)
 	}
