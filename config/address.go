@@ -159,6 +159,26 @@ func plainLDH(s string) bool {
 	return dots > 0 && label > 0
 }
 
+// notADomain says in plain words what was given instead of a domain
+// name: a URL, an e-mail address, a host with a port.
+func notADomain(s string) error {
+	if i := strings.Index(s, "://"); i >= 0 {
+		host, _, _ := strings.Cut(s[i+3:], "/")
+		host, _, _ = strings.Cut(host, ":")
+		return fmt.Errorf("%q is a URL, not a domain name: write the name alone, such as %s", s, host)
+	}
+	if local, domain, ok := strings.Cut(s, "@"); ok && local != "" {
+		return fmt.Errorf("%q is an e-mail address, not a domain name: write the part after @, %s", s, domain)
+	}
+	if host, port, ok := strings.Cut(s, ":"); ok && port != "" && strings.Trim(port, "0123456789") == "" {
+		return fmt.Errorf("%q has a port: write the name alone, %s (ports belong in port:)", s, host)
+	}
+	if strings.ContainsAny(s, "/ ") {
+		return fmt.Errorf("%q is not a domain name: only letters, digits, hyphens and dots, such as contoso.com", s)
+	}
+	return nil
+}
+
 // normalizeIDNA is the full path: UTS #46 mapping and IDNA 2008 checks.
 func normalizeIDNA(s string) (string, error) {
 	if s == "" {
@@ -170,6 +190,9 @@ func normalizeIDNA(s string) (string, error) {
 	// x/net/idna maps invalid UTF-8 to U+FFFD and encodes that: refuse it first.
 	if !utf8.ValidString(s) {
 		return "", errors.New("domain is not UTF-8")
+	}
+	if err := notADomain(s); err != nil {
+		return "", err
 	}
 	d, err := idnaProfile.ToASCII(s)
 	if err != nil {

@@ -179,16 +179,27 @@ func TestParseErrors(t *testing.T) {
 		name, yaml string
 		want       []string // substrings, each expected in the error
 	}{
-		{"unknown top key", "domain:\n  - name: a.com\n", []string{"test.yaml:1: domain: unknown key; the keys here are tls, log, trusted_proxies, limits, domains"}},
+		{"unknown top key", "domain:\n  - name: a.com\n", []string{"test.yaml:1: domain: unknown key: did you mean domains? The keys here are tls, log, trusted_proxies, limits, domains"}},
 		{"unknown domain key", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap_host: x\n", []string{"test.yaml:4: domains[0].imap_host: unknown key", "imap, pop3, smtp"}},
 		{"unknown nested keys", "tls:\n  acme: {mail: x@y.com}\ndomains:\n  - name: a.com\n    provider: microsoft365\n    upstream: {url: 'https://x.com/a', relay: true}\n",
-			[]string{"test.yaml:2: tls.acme.mail: unknown key; the keys here are email, cache_dir, directory_url", "test.yaml:6: domains[0].upstream.relay: unknown key"}},
+			[]string{"test.yaml:2: tls.acme.mail: unknown key: did you mean email? The keys here are email, cache_dir, directory_url", "test.yaml:6: domains[0].upstream.relay: unknown key"}},
 		{"empty", "", []string{"empty config"}},
 		{"bad limits", "limits: {relay_per_client_per_hour: 0, upstream_cache_mb: 99999}\ndomains:\n  - name: a.com\n    provider: microsoft365\n",
 			[]string{"test.yaml:1: limits.relay_per_client_per_hour: 0: use 1 to 100000", "limits.upstream_cache_mb: 99999: use 1 to 4096"}},
 		{"no domains", "tls: {}\n", []string{"no domains configured"}},
 		{"bad port", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap:\n      port: 99999\n", []string{"test.yaml:5: domains[0].imap.port: 99999 is not a TCP port"}},
-		{"port not a number", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap: {port: abc}\n", []string{"line 4", "abc"}},
+		{"port not a number", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap: {port: abc}\n", []string{`test.yaml:4: domains[0].imap.port: "abc" is not a whole number here`}},
+		{"list where a value belongs", "domains:\n  - name: [a.com]\n    provider: microsoft365\n", []string{`test.yaml:2: domains[0].name: a list is not a single value (text) here`}},
+		{"mapping where a list belongs", "domains:\n  name: a.com\n", []string{`test.yaml:2: domains: a mapping is not a list here`}},
+		{"yaml indentation", "domains:\n  - name: a.com\n    provider: microsoft365\n   display_name: X\n", []string{"test.yaml:4: YAML syntax: did not find expected '-' indicator: check this line's indentation"}},
+		{"yaml unclosed bracket", "domains:\n  - name: a.com\n    aliases: [a.net\n    provider: microsoft365\n", []string{"test.yaml:3: YAML syntax"}},
+		{"the file is a list", "- name: a.com\n  provider: microsoft365\n", []string{"test.yaml:1: the file is a list; it must be a mapping of keys, with the domains as a list under domains:"}},
+		{"the file is a word", "contoso.com\n", []string{"test.yaml:1: the file is a single value"}},
+		{"url as domain", "domains:\n  - name: https://contoso.com/\n    provider: microsoft365\n", []string{`domains[0].name: "https://contoso.com/" is a URL, not a domain name: write the name alone, such as contoso.com`}},
+		{"address as domain", "domains:\n  - name: jane@contoso.com\n    provider: microsoft365\n", []string{`"jane@contoso.com" is an e-mail address, not a domain name: write the part after @, contoso.com`}},
+		{"host with port as server", "domains:\n  - name: a.com\n    provider: custom\n    imap: {host: 'mail.a.com:993', port: 993, tls: ssl}\n    smtp: {host: mail.a.com, port: 587, tls: starttls}\n",
+			[]string{`domains[0].imap.host: not a host name: "mail.a.com:993" has a port: write the name alone, mail.a.com`}},
+		{"duplicate key", "domains:\n  - name: a.com\n    provider: microsoft365\n    name: b.com\n", []string{"test.yaml:4: domains[0].name: given twice (first on line 2)"}},
 		{"bad tls mode", "domains:\n  - name: a.com\n    provider: microsoft365\n    smtp: {tls: tls}\n", []string{":4: domains[0].smtp.tls", "use ssl (implicit TLS), starttls or none"}},
 		{"unknown provider", "domains:\n  - name: a.com\n    provider: zimbra\n", []string{":3: domains[0].provider", "unknown provider \"zimbra\"", "exchange"}},
 		{"exchange without host", "domains:\n  - name: a.com\n    provider: exchange\n", []string{":2: domains[0].exchange_host: provider exchange needs exchange_host"}},
@@ -238,7 +249,20 @@ func TestParseErrors(t *testing.T) {
 
 // Every problem is reported at once, not only the first.
 func TestParseReportsAllProblems(t *testing.T) {
-	_, err := Parse([]byte("domains:\n  - name: a.com\n    provider: microsoft365\n    imap: {port: 0}\n    smtp: {port: 70000}\n"), "t.yaml", "")
+	// An unknown key, a duplicate, a type error and a validation error:
+	// all four, in line order.
+	_, err := Parse([]byte("tsl: {}\ndomains:\n  - name: a.com\n    provider: microsoft365\n    provider: custom\n    imap: {port: abc}\n    smtp: {tls: bad}\n"), "t.yaml", "")
+	var all *Error
+	if !errors.As(err, &all) || len(all.Problems) != 4 {
+		t.Fatalf("want 4 problems, got %v", err)
+	}
+	for i, want := range []string{"t.yaml:1: tsl: unknown key: did you mean tls?", "t.yaml:5: domains[0].provider: given twice",
+		`t.yaml:6: domains[0].imap.port: "abc" is not a whole number`, "t.yaml:7: domains[0].smtp.tls"} {
+		if got := all.Problems[i].String(); !strings.HasPrefix(got, want) {
+			t.Errorf("problem %d: %s, want %s...", i, got, want)
+		}
+	}
+	_, err = Parse([]byte("domains:\n  - name: a.com\n    provider: microsoft365\n    imap: {port: 0}\n    smtp: {port: 70000}\n"), "t.yaml", "")
 	var ce *Error
 	if !errors.As(err, &ce) || len(ce.Problems) != 1 {
 		// port 0 means "keep the preset's", so only 70000 is wrong.

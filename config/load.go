@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,25 +56,201 @@ func Parse(data []byte, name, dir string) (*Config, error) {
 	// decoded from there; unknown keys are found by walking the tree.
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, &Error{Problems: []Problem{syntaxProblem(data, name, err)}}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 || root.Content[0].Kind == yaml.ScalarNode && root.Content[0].Value == "" {
 		return nil, fmt.Errorf("%s: empty config: it needs at least one entry under domains:", name)
 	}
+	if doc := root.Content[0]; doc.Kind != yaml.MappingNode {
+		what := map[yaml.Kind]string{yaml.SequenceNode: "a list", yaml.ScalarNode: "a single value", yaml.AliasNode: "an alias"}[doc.Kind]
+		return nil, &Error{Problems: []Problem{{File: name, Line: doc.Line, Msg: "the file is " + what +
+			"; it must be a mapping of keys, with the domains as a list under domains: (domains:, then   - name: contoso.com and   provider: microsoft365 below it)"}}}
+	}
+	// Every problem at once: unknown and duplicate keys, values of the
+	// wrong type, then everything validation finds in what could be read.
 	v := validator{file: name, root: &root}
 	v.knownKeys(root.Content[0], reflect.TypeOf(file{}), "")
-	if len(v.problems) > 0 {
-		return nil, &Error{Problems: v.problems}
-	}
+	v.dropDuplicates(root.Content[0], "")
 	var f file
 	if err := root.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, yamlError(err))
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		for _, e := range te.Errors {
+			v.typeProblem(e)
+		}
 	}
 	c := v.config(&f, dir)
 	if len(v.problems) > 0 {
+		slices.SortStableFunc(v.problems, func(a, b Problem) int { return a.Line - b.Line })
 		return nil, &Error{Problems: v.problems}
 	}
 	return c, nil
+}
+
+// nearest is the name within two edits of key (a typo: tsl for tls), or
+// "" when none is.
+func nearest(key string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(key), n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance counts the single-letter insertions, deletions,
+// substitutions and swaps of neighbours that turn a into b.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}
+
+// yamlLine is the "yaml: line N: " prefix of the YAML library's messages.
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+
+// syntaxProblem places a YAML syntax error on its line. The library names
+// the line where the enclosing block began (line 1 for an indentation slip
+// on line 4), so the line is found again: the first line from which no
+// longer prefix of the file parses.
+func syntaxProblem(data []byte, name string, err error) Problem {
+	msg := yamlLine.ReplaceAllString(err.Error(), "")
+	lines := strings.SplitAfter(string(data), "\n")
+	parses := func(n int) bool {
+		var node yaml.Node
+		return yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &node) == nil
+	}
+	lo, hi := 0, len(lines) // prefix lo parses, prefix hi does not
+	for hi-lo > 1 {
+		if mid := (lo + hi) / 2; parses(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	if strings.Contains(msg, "did not find expected") || strings.Contains(msg, "mapping values are not allowed") {
+		msg += ": check this line's indentation against the lines above it (spaces only, the same depth for keys of one entry)"
+	}
+	return Problem{File: name, Line: hi, Msg: "YAML syntax: " + msg}
+}
+
+// dropDuplicates reports a key given twice in one mapping, and keeps the
+// first, so that the rest of the file can still be read.
+func (v *validator) dropDuplicates(n *yaml.Node, path string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		first := map[string]int{}
+		kept := n.Content[:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			p := k.Value
+			if path != "" {
+				p = path + "." + p
+			}
+			if line, dup := first[k.Value]; dup {
+				v.problems = append(v.problems, Problem{File: v.file, Line: k.Line, Path: p,
+					Msg: fmt.Sprintf("given twice (first on line %d): keep one; only the first is read", line)})
+				continue
+			}
+			first[k.Value] = k.Line
+			v.dropDuplicates(n.Content[i+1], p)
+			kept = append(kept, k, n.Content[i+1])
+		}
+		n.Content = kept
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			v.dropDuplicates(c, path+"["+strconv.Itoa(i)+"]")
+		}
+	}
+}
+
+// yamlTypeError is one of the library's type errors:
+// line 4: cannot unmarshal !!str `abc` into int.
+var yamlTypeError = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) (?:`(.*)` )?into (.+)$")
+
+// typeProblem turns a type error into a problem at its line and path, in
+// words.
+func (v *validator) typeProblem(e string) {
+	m := yamlTypeError.FindStringSubmatch(e)
+	if m == nil {
+		v.problems = append(v.problems, Problem{File: v.file, Msg: e})
+		return
+	}
+	line, _ := strconv.Atoi(m[1])
+	want := map[string]string{"int": "a whole number", "bool": "true or false", "string": "a single value (text)"}[m[4]]
+	if want == "" {
+		switch {
+		case strings.HasPrefix(m[4], "[]"):
+			want = "a list"
+		default:
+			want = "a mapping of keys"
+		}
+	}
+	got := map[string]string{"seq": "a list", "map": "a mapping"}[m[2]]
+	if got == "" {
+		got = strconv.Quote(m[3])
+	}
+	kind := map[string]yaml.Kind{"seq": yaml.SequenceNode, "map": yaml.MappingNode}[m[2]]
+	if kind == 0 {
+		kind = yaml.ScalarNode
+	}
+	path, _ := pathOf(v.root.Content[0], "", func(n *yaml.Node) bool {
+		return n.Line == line && n.Kind == kind && (kind != yaml.ScalarNode || n.Value == m[3])
+	})
+	v.problems = append(v.problems, Problem{File: v.file, Line: line, Path: path, Msg: got + " is not " + want + " here"})
+}
+
+// pathOf is the key path (domains[0].imap.port) of the deepest value in
+// the tree below n for which match holds (a list starts on the line of its
+// first item: the item is meant).
+func pathOf(n *yaml.Node, path string, match func(*yaml.Node) bool) (string, bool) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			if q, ok := pathOf(n.Content[i+1], p, match); ok {
+				return q, true
+			}
+			if match(n.Content[i+1]) {
+				return p, true
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			if q, ok := pathOf(c, p, match); ok {
+				return q, true
+			}
+			if match(c) {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
 
 // yamlKeys are a struct's yaml keys, in field order, and their types.
@@ -116,8 +294,11 @@ func (v *validator) knownKeys(n *yaml.Node, t reflect.Type, path string) {
 			}
 			ft, ok := ks.types[k.Value]
 			if !ok {
-				v.problems = append(v.problems, Problem{File: v.file, Line: k.Line, Path: p,
-					Msg: "unknown key; the keys here are " + strings.Join(ks.names, ", ")})
+				msg := "unknown key; the keys here are " + strings.Join(ks.names, ", ")
+				if near := nearest(k.Value, ks.names); near != "" {
+					msg = "unknown key: did you mean " + near + "? The keys here are " + strings.Join(ks.names, ", ")
+				}
+				v.problems = append(v.problems, Problem{File: v.file, Line: k.Line, Path: p, Msg: msg})
 				continue
 			}
 			v.knownKeys(n.Content[i+1], ft, p)
@@ -129,15 +310,6 @@ func (v *validator) knownKeys(n *yaml.Node, t reflect.Type, path string) {
 	}
 }
 
-// yamlError turns the YAML library's multi-line type error into one line
-// per problem, keeping its line numbers.
-func yamlError(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return errors.New(strings.Join(te.Errors, "; "))
-	}
-	return err
-}
 
 // The file's shape. Key names are a contract with users' configs.
 type file struct {

@@ -35,6 +35,9 @@ func (p Problem) String() string {
 	if p.Line > 0 {
 		loc += ":" + strconv.Itoa(p.Line)
 	}
+	if p.Path == "" {
+		return loc + ": " + p.Msg
+	}
 	return loc + ": " + p.Path + ": " + p.Msg
 }
 
