@@ -310,7 +310,6 @@ func (v *validator) knownKeys(n *yaml.Node, t reflect.Type, path string) {
 	}
 }
 
-
 // The file's shape. Key names are a contract with users' configs.
 type file struct {
 	TLS            fileTLS      `yaml:"tls"`
