@@ -64,6 +64,32 @@ func WriteFindingsJSON(w io.Writer, fs []Finding) error {
 	return e.Encode(fs)
 }
 
+// CheckConfig reports what in the domains' settings clients will refuse,
+// though the config is valid.
+func CheckConfig(domains []*config.Domain) []Finding {
+	var out []Finding
+	for _, d := range domains {
+		for _, s := range []struct {
+			name string
+			srv  *config.Server
+		}{{"imap", d.IMAP}, {"pop3", d.POP3}, {"smtp", d.SMTP}} {
+			if s.srv == nil || s.srv.Security != config.SecurityNone {
+				continue
+			}
+			// Thunderbird for Android's RealAutoconfigParser refuses a
+			// document with socketType plain, all of it.
+			out = append(out, Finding{Warn, "config", fmt.Sprintf("%s %s", d.Name, s.name),
+				fmt.Sprintf("%s:%d has tls: none: Thunderbird for Android rejects the whole autoconfig document for a plain-text server, so none of %s's settings reach it, and passwords would cross the network in clear",
+					s.srv.Host, s.srv.Port, d.Name),
+				fmt.Sprintf("offer TLS on %s and set tls: ssl (port 993/995/465) or tls: starttls (143/110/587) for %s", s.srv.Host, s.name)})
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, Finding{Pass, "config", "tls", "every server is offered with TLS", ""})
+	}
+	return out
+}
+
 // Resolver answers DNS queries. NXDOMAIN and NODATA are an empty answer,
 // not an error.
 type Resolver interface {

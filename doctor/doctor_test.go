@@ -165,11 +165,11 @@ func TestRecordsPassCheckDNS(t *testing.T) {
 
 func TestCheckHosts(t *testing.T) {
 	cfg := loadConfig(t)
-	fs := CheckHosts("testdata/hosts-clean", cfg.Domains)
+	fs := CheckHosts("testdata/hosts-clean", true, cfg.Domains)
 	if len(fs) != 1 || fs[0].Level != Pass {
 		t.Errorf("clean hosts file: %+v", fs)
 	}
-	fs = CheckHosts("testdata/hosts-stale", cfg.Domains)
+	fs = CheckHosts("testdata/hosts-stale", true, cfg.Domains)
 	want := map[string]string{
 		"outlook.office365.com":    "testdata/hosts-stale:3",
 		"smtp.office365.com":       "testdata/hosts-stale:4",
@@ -191,16 +191,28 @@ func TestCheckHosts(t *testing.T) {
 			t.Errorf("no failure for %s at %s", name, subject)
 		}
 	}
-	if fs := CheckHosts("testdata/no-such-file", cfg.Domains); len(fs) != 1 || fs[0].Level != Pass {
-		t.Errorf("missing hosts file: %+v", fs)
+	// The system's hosts file may be missing (a container); one the
+	// operator named must be there.
+	if fs := CheckHosts("testdata/no-such-file", false, cfg.Domains); len(fs) != 1 || fs[0].Level != Pass {
+		t.Errorf("missing system hosts file: %+v", fs)
+	}
+	if fs := CheckHosts("testdata/no-such-file", true, cfg.Domains); len(fs) != 1 || fs[0].Level != Warn ||
+		!strings.Contains(fs[0].Message, "no such file") || !strings.Contains(fs[0].Fix, "-hosts") {
+		t.Errorf("missing hosts file given with -hosts: %+v", fs)
 	}
 }
 
 // liveService runs the responder on a loopback TLS listener with a
 // certificate for every host, and returns how to reach and trust it.
 func liveService(t *testing.T, cfg *config.Config, h func(*autodiscover.Server) http.Handler) LiveOptions {
+	return liveServiceFor(t, cfg, cfg.CertificateHosts(), h)
+}
+
+// liveServiceFor is liveService with a certificate for hosts alone: a
+// name missing from it cannot be reached.
+func liveServiceFor(t *testing.T, cfg *config.Config, hosts []string, h func(*autodiscover.Server) http.Handler) LiveOptions {
 	t.Helper()
-	cert, err := certs.SelfSigned(cfg.CertificateHosts(), time.Now())
+	cert, err := certs.SelfSigned(hosts, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,8 +251,56 @@ func TestCheckLive(t *testing.T) {
 	}
 	// A client that does not trust the certificate fails.
 	o.Roots, o.Now = x509.NewCertPool(), time.Time{}
-	if f := CheckLive(context.Background(), cfg.Domains[:1], o)[0]; f.Level != Fail || !strings.Contains(f.Message, "certificate") {
+	if f := CheckLive(context.Background(), cfg.Domains[:1], o)[0]; f.Level != Fail || !strings.Contains(f.Message, "certificate") || !strings.Contains(f.Fix, "-ca FILE") {
 		t.Errorf("untrusted certificate: %+v", f)
+	}
+}
+
+// Thunderbird's document must be found at autoconfig.<d> or on <d>'s
+// /.well-known path; without either, a failure that says why.
+func TestCheckLiveAutoconfig(t *testing.T) {
+	cfg := loadConfig(t)
+	d := cfg.Domains[0]
+	var noAutoconfig []string
+	for _, h := range cfg.CertificateHosts() {
+		if !strings.HasPrefix(h, "autoconfig.") {
+			noAutoconfig = append(noAutoconfig, h)
+		}
+	}
+	o := liveServiceFor(t, cfg, noAutoconfig, (*autodiscover.Server).HTTPSHandler)
+	fs := CheckLive(context.Background(), []*config.Domain{d}, o)
+	var found bool
+	for _, f := range fs {
+		if f.Subject == "autoconfig."+d.Name {
+			found = true
+			if f.Level != Fail || !strings.Contains(f.Message, "falls back to Exchange Autodiscover") || !strings.Contains(f.Fix, "autoconfig."+d.Name) {
+				t.Errorf("autoconfig missing: %+v", f)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no finding for autoconfig.%s: %+v", d.Name, fs)
+	}
+	// The apex serving /.well-known is enough.
+	o = liveServiceFor(t, cfg, append(noAutoconfig, d.Name), (*autodiscover.Server).HTTPSHandler)
+	for _, f := range CheckLive(context.Background(), []*config.Domain{d}, o) {
+		if f.Level != Pass {
+			t.Errorf("with /.well-known on the apex: %+v", f)
+		}
+	}
+}
+
+func TestCheckConfigPlainText(t *testing.T) {
+	cfg, err := config.Parse([]byte("domains:\n  - name: a.example\n    provider: custom\n    imap: {host: mail.a.example, port: 143, tls: none}\n    smtp: {host: mail.a.example, port: 587, tls: starttls}\n"), "t.yaml", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := CheckConfig(cfg.Domains)
+	if len(fs) != 1 || fs[0].Level != Warn || !strings.Contains(fs[0].Message, "Thunderbird for Android") || !strings.Contains(fs[0].Fix, "tls: starttls") {
+		t.Errorf("tls: none: %+v", fs)
+	}
+	if fs := CheckConfig(loadConfig(t).Domains); len(fs) != 1 || fs[0].Level != Pass {
+		t.Errorf("all TLS: %+v", fs)
 	}
 }
 

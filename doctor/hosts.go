@@ -55,10 +55,15 @@ func pinnable(domains []*config.Domain) map[string]string {
 
 // CheckHosts flags hosts-file entries that pin any of those names to a
 // fixed address: the stale hard-coded settings Microsoft's retirement
-// notice warns about.
-func CheckHosts(path string, domains []*config.Domain) []Finding {
+// notice warns about. given says the operator named the file: then a
+// missing one is a finding, not "no hosts file".
+func CheckHosts(path string, given bool, domains []*config.Domain) []Finding {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if given {
+			return []Finding{{Warn, "hosts", path, "no such file: the hosts file was not checked",
+				"give the path of the hosts file to check with -hosts, or leave -hosts out to check " + DefaultHostsFile()}}
+		}
 		return []Finding{{Pass, "hosts", path, "no hosts file", ""}}
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -43,19 +44,38 @@ func CheckLive(ctx context.Context, domains []*config.Domain, o LiveOptions) []F
 	for _, d := range domains {
 		for _, n := range d.Names() {
 			email := "doctor-check@" + n
-			for _, host := range []string{"autodiscover." + n, "autoconfig." + n} {
-				c, f := connect(ctx, host, o, now)
-				out = append(out, f)
-				if c == nil {
-					continue
-				}
-				for _, client := range clientsFor(d, host) {
-					out = append(out, askClient(ctx, c, host, client, email, d))
+			c, f := connect(ctx, "autodiscover."+n, o, now)
+			out = append(out, f)
+			if c != nil {
+				for _, client := range clientsFor(d, "autodiscover."+n) {
+					out = append(out, askClient(ctx, c, "autodiscover."+n, client, email, d))
 				}
 			}
+			out = append(out, checkAutoconfig(ctx, n, email, d, o, now)...)
 		}
 	}
 	return out
+}
+
+// checkAutoconfig asks for Thunderbird's document where Thunderbird looks:
+// autoconfig.<n>, else https://<n>/.well-known/autoconfig/.... Without
+// either, Thunderbird falls back to POX Autodiscover, which carries no
+// sign-in method: it offers a password, and Exchange Online refuses it.
+func checkAutoconfig(ctx context.Context, n, email string, d *config.Domain, o LiveOptions, now time.Time) []Finding {
+	host := "autoconfig." + n
+	c, f := connect(ctx, host, o, now)
+	if c != nil {
+		return []Finding{f, askClient(ctx, c, host, "thunderbird", email, d)}
+	}
+	if apex, af := connect(ctx, n, o, now); apex != nil {
+		if a := askClient(ctx, apex, n, "thunderbird", email, d); a.Level == Pass {
+			return []Finding{{Pass, "live", host, "not reachable (" + f.Message + "), but " + n + " serves /.well-known/autoconfig, which Thunderbird also asks", ""}, af, a}
+		}
+	}
+	f.Message += "; nor does https://" + n + "/.well-known/autoconfig/mail/config-v1.1.xml answer. Thunderbird then falls back to " +
+		"Exchange Autodiscover (POX), which carries no sign-in method: it offers a password, which " + d.Provider.DisplayName + " may refuse"
+	f.Fix = "point autoconfig." + n + " at this service (autodiscover-proxy dns -target HOST prints the record) and serve a certificate for it; " + f.Fix
+	return []Finding{f}
 }
 
 // clientsFor are the clients that ask host.
@@ -82,8 +102,13 @@ func connect(ctx context.Context, host string, o LiveOptions, now time.Time) (*h
 	}
 	conn, err := (&tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: tlsConf}).DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, Finding{Fail, "live", host, "TLS to " + addr + ": " + err.Error(),
-			"check that the service runs and serves a valid certificate for " + host + " (readyz, ACME log)"}
+		fix := "check that the service runs and serves a valid certificate for " + host + " (readyz, ACME log)"
+		var unknown x509.UnknownAuthorityError
+		if errors.As(err, &unknown) {
+			fix = "the certificate's CA is not trusted here: for a private CA, give its certificate with -ca FILE (PEM); " +
+				"for mail clients on the Internet, serve a publicly trusted certificate (tls.acme)"
+		}
+		return nil, Finding{Fail, "live", host, "TLS to " + addr + ": " + err.Error(), fix}
 	}
 	leaf := conn.(*tls.Conn).ConnectionState().PeerCertificates[0]
 	conn.Close()

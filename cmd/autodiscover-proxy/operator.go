@@ -135,7 +135,10 @@ func doctorCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		findings = append(findings, doctor.CheckDNS(ctx, r, domains, *target)...)
 	}
-	findings = append(findings, doctor.CheckHosts(*hosts, domains)...)
+	hostsGiven := false
+	fs.Visit(func(f *flag.Flag) { hostsGiven = hostsGiven || f.Name == "hosts" })
+	findings = append(doctor.CheckConfig(domains), findings...)
+	findings = append(findings, doctor.CheckHosts(*hosts, hostsGiven, domains)...)
 	if !*skipLive {
 		o := doctor.LiveOptions{Connect: *connect}
 		if *caFile != "" {
