@@ -155,6 +155,14 @@ func appleExchanges() []exchange {
 		get("setup-google-workspace", "/setup?email=ann%40example.org", ok, nil),
 		get("setup-exchange", "/setup?email=nina%40northwind.example", ok, nil),
 		get("setup-custom", "/setup?email=bob%40tailspin.example", ok, nil),
+		// In the browser's language; the switcher's choice wins over it.
+		withLanguage(get("setup-microsoft365-de", "/setup?email=jane%40contoso.com", ok, nil), "de-AT,de;q=0.9,en;q=0.5"),
+		withLanguage(get("setup-google-workspace-lang-fr", "/setup?email=ann%40example.org&lang=fr", ok, nil), "de"),
+		withLanguage(get("setup-form-pt-br", "/", ok, nil), "pt-BR"),
+		// The U-label for people; password SMTP kept on past the date, with
+		// the administrator's part.
+		get("setup-idn", "/setup?email=jan%40m%C3%BCller.example", ok, nil),
+		afterCutoffAt(get("setup-microsoft365-smtp-password-on", "/setup?email=ann%40woodgrove.example", ok, nil)),
 		get("setup-unknown-domain", "/setup?email=eve%40unknown.example", ok, nil),
 	}
 }
@@ -265,6 +273,7 @@ func TestSetupPageRevealsNoMailbox(t *testing.T) {
 	s := newTestServer(t, beforeCutoff, io.Discard)
 	page := func(local string) string {
 		b := exchange{method: "GET", target: "/setup?email=" + local + "%40contoso.com", host: "autodiscover.contoso.com"}.serve(s).Body.String()
+		b = strings.ReplaceAll(b, string(breakable(local+"@contoso.com")), "ADDR")
 		b = strings.ReplaceAll(b, local+"@contoso.com", "ADDR")
 		b = strings.ReplaceAll(b, local+"%40contoso.com", "ADDR")
 		return regexp.MustCompile(`<svg class="qr".*?</svg>`).ReplaceAllString(b, "QR")
@@ -333,4 +342,14 @@ func TestQRCodeSVG(t *testing.T) {
 	if count != len(dark) || count == 0 {
 		t.Errorf("%d dark modules drawn, the code has %d", len(dark), count)
 	}
+}
+
+func withLanguage(e exchange, acceptLanguage string) exchange {
+	e.header = http.Header{"Accept-Language": {acceptLanguage}}
+	return e
+}
+
+func afterCutoffAt(e exchange) exchange {
+	e.now = afterCutoff
+	return e
 }

@@ -1,6 +1,7 @@
 package autodiscover
 
 import (
+	"html"
 	"io"
 	"net/http"
 	"strings"
@@ -190,19 +191,27 @@ func (s *Server) limitPages(d Dialect, h http.HandlerFunc) http.HandlerFunc {
 		}
 		rec := recordOf(w)
 		rec.dialect, rec.outcome = d, OutcomeRateLimited
-		w.Header().Set("Retry-After", "60")
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
+		l := pageLanguage(r)
+		h := w.Header()
+		h.Set("Retry-After", "60")
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Language", l.Code)
+		h.Set("Vary", "Accept-Language")
+		h.Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusTooManyRequests)
-		io.WriteString(w, tooManyPage)
+		io.WriteString(w, tooManyPage(l))
 	}
 }
 
-// tooManyPage is the answer past the page limit: for a person, in words.
-const tooManyPage = `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Please wait a minute</title></head>
+// tooManyPage is the answer past the page limit: for a person, in words,
+// in their language.
+func tooManyPage(l *catalogue) string {
+	title := html.EscapeString(l.T("wait_title"))
+	return `<!DOCTYPE html>
+<html lang="` + l.Code + `"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>` + title + `</title></head>
 <body style="font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;line-height:1.5">
-<h1>Please wait a minute</h1>
-<p>This page was opened very often from your network just now. Wait a minute, then reload it: your mail settings will be shown as usual.</p>
+<h1>` + title + `</h1>
+<p>` + html.EscapeString(l.T("wait_text")) + `</p>
 </body></html>
 `
+}

@@ -19,7 +19,32 @@ import (
 //go:embed setup.html
 var setupHTML string
 
-var setupTemplate = template.Must(template.New("setup").Parse(setupHTML))
+var setupTemplate = template.Must(template.New("setup").Funcs(template.FuncMap{"breakable": breakable}).Parse(setupHTML))
+
+// breakable is a host or user name that a narrow screen may wrap only
+// after a dot, @ or backslash, never inside a label: what people copy
+// letter by letter must not look like two words. Each part is escaped and
+// kept whole (nowrap); <wbr> marks where a line may end. Copying the text
+// gives the name unchanged.
+func breakable(name string) template.HTML {
+	var b strings.Builder
+	for name != "" {
+		i := strings.IndexAny(name, ".@\\")
+		part, sep := name, ""
+		if i >= 0 {
+			part, sep, name = name[:i], name[i:i+1], name[i+1:]
+		} else {
+			name = ""
+		}
+		b.WriteString(`<span class="nb">`)
+		b.WriteString(template.HTMLEscapeString(part + sep))
+		b.WriteString(`</span>`)
+		if sep != "" && name != "" {
+			b.WriteString("<wbr>")
+		}
+	}
+	return template.HTML(b.String())
+}
 
 // settingRow is one line of the manual settings table: what mail
 // administrators hand out today, and exactly what the preset serves.
@@ -31,18 +56,50 @@ type settingRow struct {
 }
 
 type setupPage struct {
-	Email      string // as typed: html/template escapes it
-	Error      string
-	Domain     *config.Domain
-	Address    string
-	Provider   string
-	Rows       []settingRow
-	ProfileURL string
-	QR         template.HTML // an SVG element drawn here from numbers alone, never from input
-	Signed     bool
-	EAS        bool // the iPhone profile is Exchange (OAuth)
-	MacProfile bool // the profile also works on a Mac (mail.managed)
-	OAuth      bool
+	L         *catalogue // the page's language
+	Languages []languageLink
+	Email     string // as typed: html/template escapes it
+	Error     string
+	// Org is the organisation the page is for: the domain's display name,
+	// from the address or from the host (autodiscover.<domain>).
+	Org          string
+	DomainName   string // for people: a U-label
+	Address      string // for people: anna@bücher.example
+	Provider     string
+	Rows         []settingRow
+	ProfileURL   string
+	QR           template.HTML // an SVG element drawn here from numbers alone, never from input
+	Signed       bool
+	EAS          bool // the iPhone profile is Exchange (OAuth)
+	MacProfile   bool // the profile also works on a Mac (mail.managed)
+	OAuth        bool
+	AppPasswords bool // the provider takes only app passwords
+	// SMTPAdminNote: password SMTP is offered, and works only once an
+	// administrator enabled it for the mailbox.
+	SMTPAdminNote bool
+}
+
+// languageLink is one entry of the language switcher: the same page in
+// another language, a plain link (no script).
+type languageLink struct {
+	Code, Name, Href string
+	Current          bool
+}
+
+func languageLinks(r *http.Request, cur *catalogue, email string) []languageLink {
+	links := make([]languageLink, len(catalogues))
+	for i, c := range catalogues {
+		q := url.Values{"lang": {c.Code}}
+		if email != "" {
+			q.Set("email", email)
+		}
+		p := "/setup"
+		if r.URL.Path == "/" && email == "" {
+			p = "/"
+		}
+		links[i] = languageLink{Code: c.Code, Name: c.Name, Href: p + "?" + q.Encode(), Current: c == cur}
+	}
+	return links
 }
 
 // setup answers GET / and /setup: a form for the address, and for
@@ -52,7 +109,11 @@ type setupPage struct {
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect, rec.outcome = DialectSetup, OutcomeForm
-	page := setupPage{Email: r.URL.Query().Get("email")}
+	page := setupPage{L: pageLanguage(r), Email: r.URL.Query().Get("email")}
+	page.Languages = languageLinks(r, page.L, page.Email)
+	if a := s.site.Load().hostDomain(r.Host); a != nil {
+		page.Org = a.domain.DisplayName
+	}
 	if page.Email != "" {
 		s.fillSetup(r, &page, rec)
 	}
@@ -64,6 +125,8 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Language", page.L.Code)
+	h.Set("Vary", "Accept-Language")
 	h.Set("Cache-Control", "private, no-store")
 	// No script runs on this page; nothing may load from elsewhere.
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -72,10 +135,11 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
+	l := page.L
 	addr, err := config.ParseAddress(page.Email)
 	if err != nil {
 		rec.outcome = OutcomeBadAddress
-		page.Error = "That does not look like an e-mail address. Check it and try again."
+		page.Error = l.T("error_bad_address")
 		return
 	}
 	rec.address = addr.String()
@@ -83,21 +147,24 @@ func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
 	a := st.lookup(addr.Domain)
 	if a == nil {
 		rec.unknownDomain(addr.Domain)
-		page.Error = "This service has no mail settings for " + addr.Domain + ". Ask your mail administrator which settings to use."
+		page.Error = l.T("error_unknown_domain", "domain", config.UnicodeDomain(addr.Domain))
 		return
 	}
 	d := a.domain
 	rec.domain, rec.outcome = d.Name, OutcomeSettings
 	kinds := profileKinds(d)
 	host := st.profileHost(r, a)
-	page.Domain, page.Address, page.Provider = d, addr.String(), d.Provider.DisplayName
+	page.Org, page.DomainName, page.Address, page.Provider = d.DisplayName, config.UnicodeDomain(d.Name), addr.ForPeople(), d.Provider.DisplayName
 	page.EAS = kinds[0] == profileEAS
 	page.MacProfile = kinds[0] == profileIMAP // com.apple.eas.account is iOS only
 	page.OAuth = slices.Contains(d.Provider.IncomingAuth, config.AuthOAuth2)
+	page.AppPasswords = d.Provider.AppPasswords
+	now := s.Now()
+	page.SMTPAdminNote = d.Provider.SMTPAuthPerMailbox && slices.Contains(d.SMTPAuth(now), config.AuthPasswordCleartext)
 	page.Signed = s.profilesSigned(r.Context(), host)
 	page.ProfileURL = s.httpsURL(linkHost(r, host), "/mobileconfig?email="+url.QueryEscape(addr.String()))
 	page.QR = s.qrCode(page.ProfileURL)
-	page.Rows = settingRows(d, addr, s.Now())
+	page.Rows = settingRows(l, d, addr, now)
 }
 
 // linkHost is the host for links on the page: the profile's host, unless
@@ -110,44 +177,57 @@ func linkHost(r *http.Request, profileHost string) string {
 	return profileHost
 }
 
-// settingRows lists every protocol the domain serves.
-func settingRows(d *config.Domain, addr config.Address, now time.Time) []settingRow {
+// settingRows lists every protocol the domain serves, in l's words.
+func settingRows(l *catalogue, d *config.Domain, addr config.Address, now time.Time) []settingRow {
 	login := d.LoginFor(addr)
+	encryption := func(sec config.Security) string {
+		if sec == config.SecurityNone {
+			return l.T("encryption_none")
+		}
+		return wordsFor[sec].page
+	}
 	var rows []settingRow
 	for _, p := range []struct {
-		name string
+		key  string
 		srv  *config.Server
 		auth []string
 	}{
-		{"IMAP (incoming)", d.IMAP, d.Provider.IncomingAuth},
-		{"POP3 (incoming)", d.POP3, d.Provider.IncomingAuth},
-		{"SMTP (outgoing)", d.SMTP, d.SMTPAuth(now)},
+		{"service_imap", d.IMAP, d.Provider.IncomingAuth},
+		{"service_pop3", d.POP3, d.Provider.IncomingAuth},
+		{"service_smtp", d.SMTP, d.SMTPAuth(now)},
 	} {
 		if p.srv != nil {
-			rows = append(rows, settingRow{p.name, p.srv.Host, p.srv.Port, wordsFor[p.srv.Security].page, signIn(p.auth, d, p.srv == d.SMTP), login})
+			rows = append(rows, settingRow{l.T(p.key), p.srv.Host, p.srv.Port, encryption(p.srv.Security), signIn(l, p.auth, d, p.srv == d.SMTP), login})
 		}
 	}
 	if d.ActiveSyncURL != "" {
-		rows = append(rows, settingRow{"Exchange ActiveSync", urlHost(d.ActiveSyncURL), 443, wordsFor[config.SecuritySSL].page, signIn(d.Provider.IncomingAuth, d, false), login})
+		rows = append(rows, settingRow{l.T("service_activesync"), urlHost(d.ActiveSyncURL), 443, encryption(config.SecuritySSL), signIn(l, d.Provider.IncomingAuth, d, false), login})
 	}
 	return rows
 }
 
-func signIn(auth []string, d *config.Domain, smtp bool) string {
+// signIn names the sign-in methods, as the provider has people use them:
+// an app password where the account's own is refused, a password's last
+// day where the provider has announced it (ISO 8601, read alike in every
+// language).
+func signIn(l *catalogue, auth []string, d *config.Domain, smtp bool) string {
 	var out []string
 	for _, a := range auth {
 		switch a {
 		case config.AuthOAuth2:
-			out = append(out, "OAuth2 (modern authentication)")
+			out = append(out, l.T("signin_oauth"))
 		case config.AuthPasswordCleartext:
-			if until := d.SMTPPasswordUntil(); smtp && !until.IsZero() {
-				out = append(out, "password, until "+until.Add(-time.Second).Format("2 January 2006"))
-			} else {
-				out = append(out, "password")
+			switch until := d.SMTPPasswordUntil(); {
+			case d.Provider.AppPasswords:
+				out = append(out, l.T("signin_app_password"))
+			case smtp && !until.IsZero():
+				out = append(out, l.T("signin_password_until", "date", until.Add(-time.Second).Format(time.DateOnly)))
+			default:
+				out = append(out, l.T("signin_password"))
 			}
 		}
 	}
-	return strings.Join(out, "; or ")
+	return strings.Join(out, l.T("signin_or"))
 }
 
 // qrCacheBytes bounds the QR codes kept (a code is 2 to 10 KB): a person

@@ -50,6 +50,12 @@ type Preset struct {
 	// submission but has announced the end.
 	SMTPPasswordUntil time.Time
 	OAuth2            *OAuth2
+	// AppPasswords: the provider takes only app passwords from mail apps,
+	// never the account's own (what people are told to type).
+	AppPasswords bool
+	// SMTPAuthPerMailbox: password SMTP works only for mailboxes an
+	// administrator enabled it for ("Authenticated SMTP").
+	SMTPAuthPerMailbox bool
 	// EWSInAutoconfigUntil, when set, ends the EWS entries of the
 	// Thunderbird document at that instant: the provider retires EWS then.
 	// Zero offers them whenever the domain has an EWS URL.
@@ -99,6 +105,9 @@ var presets = map[string]*Preset{
 		// Exchange Team blog 2026-01-27: SMTP AUTH Basic stays as it is until
 		// the end of December 2026, then is disabled by default.
 		SMTPPasswordUntil: time.Date(2027, time.January, 1, 0, 0, 0, 0, time.UTC),
+		// Microsoft: SMTP AUTH is switched on per mailbox in the admin center
+		// ("Enable or disable SMTP AUTH in Exchange Online").
+		SMTPAuthPerMailbox: true,
 		// Microsoft's documented scopes for IMAP/POP/SMTP OAuth (learn.microsoft.com
 		// "Authenticate an IMAP, POP or SMTP connection using OAuth").
 		OAuth2: &OAuth2{
@@ -117,7 +126,9 @@ var presets = map[string]*Preset{
 		DocumentationURL:     "https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/pop3-and-imap4/pop3-and-imap4",
 	},
 	// Google Workspace (ISPDB googlemail.com.xml; Google's XOAUTH2 document).
-	// App passwords still work, so password-cleartext stays as a second choice.
+	// App passwords still work, so password-cleartext stays as a second
+	// choice; account passwords do not (Google Workspace Admin Help, "Turning
+	// off less secure app access").
 	ProviderGoogleWorkspace: {
 		Name:         ProviderGoogleWorkspace,
 		DisplayName:  "Google Workspace",
@@ -132,6 +143,7 @@ var presets = map[string]*Preset{
 			AuthURL:  "https://accounts.google.com/o/oauth2/auth",
 			TokenURL: "https://www.googleapis.com/oauth2/v3/token",
 		},
+		AppPasswords:     true,
 		OutlookExchange:  OutlookSettings,
 		DocumentationURL: "https://support.google.com/mail/answer/7126229",
 	},
