@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/smallstep/pkcs7"
@@ -160,5 +163,133 @@ func TestSetupPageInChromium(t *testing.T) {
 	_, payloads := readProfile(t, p7.Content)
 	if payloads[0]["PayloadType"] != "com.apple.eas.account" || payloads[0]["EmailAddress"] != "jane@contoso.com" {
 		t.Errorf("downloaded profile payload %v", payloads[0])
+	}
+}
+
+// wrapCheck is run in the page: every line break inside a host or user
+// name falls right after a dot, @ or backslash; and no note box overlaps
+// the QR code. It returns the problems found, as text.
+const wrapCheck = `(() => {
+  const problems = [];
+  for (const code of document.querySelectorAll("td code")) {
+    const text = code.textContent;
+    const walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
+    let prevTop = null, prevChar = "", node;
+    while ((node = walker.nextNode())) {
+      for (let i = 0; i < node.length; i++) {
+        const r = document.createRange();
+        r.setStart(node, i); r.setEnd(node, i + 1);
+        const rect = r.getClientRects()[0];
+        if (!rect) continue;
+        if (prevTop !== null && rect.top > prevTop + 2 && !".@\\\\".includes(prevChar)) {
+          problems.push(text + " breaks after '" + prevChar + "'");
+        }
+        prevTop = rect.top; prevChar = node.data[i];
+      }
+    }
+  }
+  const qr = document.querySelector(".qr");
+  if (qr) {
+    const q = qr.getBoundingClientRect();
+    for (const n of document.querySelectorAll(".note")) {
+      const b = n.getBoundingClientRect();
+      if (b.left < q.right && b.right > q.left && b.top < q.bottom && b.bottom > q.top) {
+        problems.push("a note box runs under the QR code");
+      }
+    }
+  }
+  return problems.join("\n");
+})()`
+
+// The page as people see it: desktop and phone, English and German, with
+// a long host name and a domain name in Unicode. Screenshots are kept as
+// artifacts (look at them); the checks say what they must show.
+func TestSetupPageLayout(t *testing.T) {
+	exe := chromiumPath(t)
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfgFile, []byte(`domains:
+  - name: contoso.com
+    provider: microsoft365
+    display_name: Contoso Ltd
+  - name: "bücher.example"
+    provider: custom
+    imap: {host: imap-eu-west-3.mailcluster-frankfurt.bücher.example, port: 993, tls: ssl}
+    smtp: {host: submission-eu-west-3.mailcluster-frankfurt.bücher.example, port: 587, tls: starttls}
+`), 0o600)
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Now = func() time.Time { return beforeCutoff }
+	s.Log = slog.New(slog.DiscardHandler)
+	ts := httptest.NewServer(s.HTTPSHandler())
+	defer ts.Close()
+	_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
+
+	for _, tc := range []struct {
+		name, lang, email string
+		width, height     int
+		want              []string
+	}{
+		{"desktop-en", "en-GB", "anna.maria.longname@xn--bcher-kva.example", 1280, 900, []string{"Mail setup for bücher.example", "anna.maria.longname@bücher.example", "submission-eu-west-3.mailcluster-frankfurt.xn--bcher-kva.example"}},
+		{"phone-en", "en-GB", "jane@contoso.com", 390, 844, []string{"Mail setup for Contoso Ltd", "outlook.office365.com", "Authenticated SMTP"}},
+		{"desktop-de", "de-DE", "jane@contoso.com", 1280, 900, []string{"E-Mail einrichten für Contoso Ltd", "Verschlüsselung", "Authentifiziertes SMTP"}},
+		{"phone-de", "de-DE", "anna.maria.longname@xn--bcher-kva.example", 390, 844, []string{"E-Mail-Einstellungen für anna.maria.longname@bücher.example", "imap-eu-west-3.mailcluster-frankfurt.xn--bcher-kva.example"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := []chromedp.ExecAllocatorOption{
+				chromedp.ExecPath(exe),
+				chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+				chromedp.UserDataDir(filepath.Join(dir, "profile-"+tc.name)),
+				chromedp.Flag("disable-background-networking", true),
+				chromedp.Flag("disable-component-update", true),
+				chromedp.Flag("host-resolver-rules", "MAP autodiscover.contoso.com 127.0.0.1, MAP * ~NOTFOUND"),
+				chromedp.Flag("lang", tc.lang),
+				chromedp.Flag("accept-lang", tc.lang), // the browser's Accept-Language
+				chromedp.WindowSize(tc.width, tc.height),
+			}
+			actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+			defer cancel()
+			ctx, cancel := chromedp.NewContext(actx)
+			defer cancel()
+			ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+			defer cancel()
+			if err := chromedp.Do(ctx,
+				chromedp.Navigate("http://autodiscover.contoso.com:"+port+"/setup?email="+url.QueryEscape(tc.email)),
+				chromedp.WaitVisible(chromedp.CSS("table")),
+			); err != nil {
+				t.Fatalf("browser: %v", err)
+			}
+			text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("the page does not show %q", w)
+				}
+			}
+			problems, err := chromedp.Run(ctx, chromedp.Evaluate[string](wrapCheck))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if problems != "" {
+				t.Errorf("layout:\n%s", problems)
+			}
+			shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := filepath.Join(artifactDir(t), "setup-"+tc.name+".png")
+			if err := os.WriteFile(f, shot, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("screenshot: %s", f)
+		})
 	}
 }
