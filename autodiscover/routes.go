@@ -199,18 +199,26 @@ func (s *Server) limitPages(d Dialect, h http.HandlerFunc) http.HandlerFunc {
 		h.Set("Vary", "Accept-Language")
 		h.Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusTooManyRequests)
-		io.WriteString(w, tooManyPage(l))
+		org := ""
+		if a := s.site.Load().hostDomain(r.Host); a != nil {
+			org = a.domain.DisplayName
+		}
+		io.WriteString(w, tooManyPage(l, org))
 	}
 }
 
 // tooManyPage is the answer past the page limit: for a person, in words,
-// in their language.
-func tooManyPage(l *catalogue) string {
+// in their language, under the organisation's name (when the host names
+// it).
+func tooManyPage(l *catalogue, org string) string {
 	title := html.EscapeString(l.T("wait_title"))
+	if org != "" {
+		org = "<p><strong>" + html.EscapeString(org) + "</strong></p>\n"
+	}
 	return `<!DOCTYPE html>
 <html lang="` + l.Code + `"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>` + title + `</title></head>
 <body style="font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;line-height:1.5">
-<h1>` + title + `</h1>
+` + org + `<h1>` + title + `</h1>
 <p>` + html.EscapeString(l.T("wait_text")) + `</p>
 </body></html>
 `

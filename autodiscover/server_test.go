@@ -405,6 +405,13 @@ func TestPageLimit(t *testing.T) {
 			t.Errorf("%s past the budget: %d Retry-After %q\n%s", target, w.Code, w.Header().Get("Retry-After"), w.Body)
 		}
 	}
+	// In the person's language, under the organisation's name.
+	w := exchange{method: "GET", target: "/setup", host: "autodiscover.contoso.com",
+		header: http.Header{"X-Forwarded-For": {"198.51.100.1"}, "Accept-Language": {"fr-CA"}}}.serve(s)
+	if b := w.Body.String(); w.Code != http.StatusTooManyRequests || !strings.Contains(b, `lang="fr"`) || !strings.Contains(b, "Veuillez patienter") ||
+		!strings.Contains(b, "Contoso Ltd") || w.Header().Get("Content-Language") != "fr" {
+		t.Errorf("the page past the limit in French: %d\n%s", w.Code, b)
+	}
 	if w := from("198.51.100.2", "/setup?email=jane%40contoso.com"); w.Code != http.StatusOK {
 		t.Errorf("another client: %d", w.Code)
 	}
