@@ -146,6 +146,8 @@ func appleExchanges() []exchange {
 				t.Errorf("payload %v", p[0])
 			}
 		})),
+		exchange{golden: "apple-error-google-smtp-password-off-400", method: "GET", target: "/mobileconfig?email=lee%40litware.example", host: "autodiscover.litware.example", status: http.StatusBadRequest},
+		exchange{golden: "setup-google-workspace-smtp-password-off", method: "GET", target: "/setup?email=lee%40litware.example", host: "autodiscover.litware.example", status: ok},
 		get("apple-error-microsoft365-imap-400", "/mobileconfig?email=jane%40contoso.com&type=imap", http.StatusBadRequest, nil),
 		get("apple-error-google-eas-400", "/mobileconfig?email=ann%40example.org&type=eas", http.StatusBadRequest, nil),
 		get("apple-error-unknown-domain-404", "/mobileconfig?email=eve%40unknown.example", http.StatusNotFound, nil),

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
@@ -32,11 +33,12 @@ func (e errProfile) Error() string { return string(e) }
 // OAuth key, and Exchange Online refuses passwords for IMAP. ActiveSync
 // (com.apple.eas.account, with OAuth where passwords do not work) where the
 // domain has it, first for an Exchange server (mail, calendar and contacts
-// in one account, as the server's own users set it up). Validation
-// guarantees IMAP or POP3 for every domain.
-func profileKinds(d *config.Domain) []string {
+// in one account, as the server's own users set it up). An IMAP profile
+// signs in to SMTP with the password too, so it needs password SMTP at
+// time now (smtp_password: off takes it away): there may be no profile.
+func profileKinds(d *config.Domain, now time.Time) []string {
 	var kinds []string
-	if passwordWorks(d) {
+	if passwordWorks(d) && slices.Contains(d.SMTPAuth(now), config.AuthPasswordCleartext) {
 		kinds = append(kinds, profileIMAP)
 	}
 	if d.ActiveSyncURL != "" {
@@ -55,8 +57,8 @@ func passwordWorks(d *config.Domain) bool {
 // buildProfile is the unsigned profile for addr. Identifiers are reverse
 // DNS under the domain; UUIDs are derived from the address, so the same
 // user always gets the same profile.
-func buildProfile(d *config.Domain, addr config.Address, kind string) (*xmlschema.Profile, error) {
-	kinds := profileKinds(d)
+func buildProfile(d *config.Domain, addr config.Address, kind string, now time.Time) (*xmlschema.Profile, error) {
+	kinds := profileKinds(d, now)
 	if kind == "" && len(kinds) > 0 {
 		kind = kinds[0]
 	}
@@ -64,6 +66,9 @@ func buildProfile(d *config.Domain, addr config.Address, kind string) (*xmlschem
 		if kind == profileIMAP && d.ActiveSyncURL != "" {
 			return nil, errProfile("An IMAP profile would need a password, which " + d.Provider.DisplayName +
 				" refuses for IMAP (it signs in with OAuth). Use the Exchange (type=eas) profile.")
+		}
+		if kind == "" {
+			return nil, errProfile("There is no profile for " + d.Name + ": add the account on the device, choosing " + d.Provider.DisplayName + ".")
 		}
 		return nil, errProfile("There is no " + kind + " profile for " + d.Name + ".")
 	}
@@ -157,7 +162,7 @@ func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.domain = a.domain.Name
-	p, err := buildProfile(a.domain, addr, r.URL.Query().Get("type"))
+	p, err := buildProfile(a.domain, addr, r.URL.Query().Get("type"), s.Now())
 	var ep errProfile
 	if errors.As(err, &ep) {
 		rec.outcome = OutcomeUnsupportedProfile

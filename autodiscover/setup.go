@@ -70,6 +70,7 @@ type setupPage struct {
 	ProfileURL   string
 	QR           template.HTML // an SVG element drawn here from numbers alone, never from input
 	Signed       bool
+	Profile      bool // an Apple profile is offered
 	EAS          bool // the iPhone profile is Exchange (OAuth)
 	MacProfile   bool // the profile also works on a Mac (mail.managed)
 	OAuth        bool
@@ -152,18 +153,21 @@ func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
 	}
 	d := a.domain
 	rec.domain, rec.outcome = d.Name, OutcomeSettings
-	kinds := profileKinds(d)
+	now := s.Now()
+	kinds := profileKinds(d, now)
 	host := st.profileHost(r, a)
 	page.Org, page.DomainName, page.Address, page.Provider = d.DisplayName, config.UnicodeDomain(d.Name), addr.ForPeople(), d.Provider.DisplayName
-	page.EAS = kinds[0] == profileEAS
-	page.MacProfile = kinds[0] == profileIMAP // com.apple.eas.account is iOS only
+	page.Profile = len(kinds) > 0
+	page.EAS = page.Profile && kinds[0] == profileEAS
+	page.MacProfile = page.Profile && kinds[0] == profileIMAP // com.apple.eas.account is iOS only
 	page.OAuth = slices.Contains(d.Provider.IncomingAuth, config.AuthOAuth2)
 	page.AppPasswords = d.Provider.AppPasswords
-	now := s.Now()
 	page.SMTPAdminNote = d.Provider.SMTPAuthPerMailbox && slices.Contains(d.SMTPAuth(now), config.AuthPasswordCleartext)
-	page.Signed = s.profilesSigned(r.Context(), host)
-	page.ProfileURL = s.httpsURL(linkHost(r, host), "/mobileconfig?email="+url.QueryEscape(addr.String()))
-	page.QR = s.qrCode(page.ProfileURL)
+	if page.Profile {
+		page.Signed = s.profilesSigned(r.Context(), host)
+		page.ProfileURL = s.httpsURL(linkHost(r, host), "/mobileconfig?email="+url.QueryEscape(addr.String()))
+		page.QR = s.qrCode(page.ProfileURL)
+	}
 	page.Rows = settingRows(l, d, addr, now)
 }
 
