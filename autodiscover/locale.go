@@ -4,6 +4,8 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"html"
+	"html/template"
 	"net/http"
 	"path"
 	"slices"
@@ -98,6 +100,27 @@ func pageLanguage(r *http.Request) *catalogue {
 		return catalogues[0]
 	}
 	return catalogues[i]
+}
+
+// messages is every message of this language, English where it lacks
+// one, HTML-escaped, with each {name} filled in from vars (name, value
+// pairs; escaped too): what a page's template reads, one map lookup per
+// message and no escaping left to do.
+func (c *catalogue) messages(vars ...string) map[string]template.HTML {
+	en := catalogues[0].msgs
+	m := make(map[string]template.HTML, len(en))
+	for k := range en {
+		msg, ok := c.msgs[k]
+		if !ok {
+			msg = en[k]
+		}
+		msg = html.EscapeString(msg)
+		for i := 0; i+1 < len(vars) && strings.IndexByte(msg, '{') >= 0; i += 2 {
+			msg = strings.ReplaceAll(msg, "{"+vars[i]+"}", html.EscapeString(vars[i+1]))
+		}
+		m[k] = template.HTML(msg)
+	}
+	return m
 }
 
 // T is the message key in this language (English where a catalogue lacks

@@ -1,6 +1,7 @@
 package autodiscover
 
 import (
+	"io"
 	"net/http/httptest"
 	"regexp"
 	"slices"
@@ -88,5 +89,28 @@ func TestBreakable(t *testing.T) {
 	// The text, tags removed, is the name itself.
 	if text := regexp.MustCompile(`<[^>]*>`).ReplaceAllString(string(breakable("jane.doe@contoso.com")), ""); text != "jane.doe@contoso.com" {
 		t.Errorf("text %q", text)
+	}
+}
+
+// A settings page is its domain's skeleton with the address's parts
+// filled in: the same page every time, and an address that spells a hole
+// is shown as typed, not filled.
+func TestSetupSkeleton(t *testing.T) {
+	s := newTestServer(t, beforeCutoff, io.Discard)
+	get := func(email string) string {
+		return exchange{method: "GET", target: "/setup?email=" + email, host: "autodiscover.contoso.com"}.serve(s).Body.String()
+	}
+	first, second := get("jane%40contoso.com"), get("jane%40contoso.com")
+	if first != second || s.setupPages.size() == 0 {
+		t.Fatalf("the second page differs from the first, or nothing was kept (%d bytes)", s.setupPages.size())
+	}
+	for _, hole := range []string{holeEmail, holeLinks, holeURL, holeQR, holeTitle, holeRows} {
+		if strings.Contains(first, hole) {
+			t.Errorf("%s left in the page", hole)
+		}
+		page := get(hole + "%40contoso.com")
+		if n := strings.Count(page, "<tbody>"); n != 1 || !strings.Contains(page, `value="`+hole+`@contoso.com"`) {
+			t.Errorf("address %s@contoso.com: %d tables, input value not as typed", hole, n)
+		}
 	}
 }

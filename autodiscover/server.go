@@ -39,6 +39,7 @@ type Server struct {
 
 	cache          byteCache     // upstream answers
 	qrCodes        byteCache     // rendered QR codes, by profile URL
+	setupPages     byteCache     // setup page skeletons (renderSetup)
 	pageSlots      chan struct{} // a token per setup page or profile being made
 	relayLimits    relayLimiter
 	pageLimits     pageLimiter
@@ -58,6 +59,7 @@ func New(cfg *config.Config) (*Server, error) {
 	rand.Read(s.addressKey)
 	s.cache.ttl, s.cache.maxSize = upstreamCacheTTL, func() int { return s.site.Load().cfg.Limits.UpstreamCacheBytes }
 	s.qrCodes.ttl, s.qrCodes.maxSize = time.Hour, func() int { return qrCacheBytes }
+	s.setupPages.ttl, s.setupPages.maxSize = time.Hour, func() int { return skeletonCacheBytes }
 	s.pageSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	if err := s.Load(cfg); err != nil {
 		return nil, err

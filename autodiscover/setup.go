@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"html"
 	"html/template"
 	"net"
 	"net/http"
@@ -19,7 +20,7 @@ import (
 //go:embed setup.html
 var setupHTML string
 
-var setupTemplate = template.Must(template.New("setup").Funcs(template.FuncMap{"breakable": breakable}).Parse(setupHTML))
+var setupTemplate = template.Must(template.New("setup").Parse(setupHTML))
 
 // breakable is a host or user name that a narrow screen may wrap only
 // after a dot, @ or backslash, never inside a label: what people copy
@@ -56,10 +57,15 @@ type settingRow struct {
 }
 
 type setupPage struct {
-	L         *catalogue // the page's language
-	Languages []languageLink
-	Email     string // as typed: html/template escapes it
-	Error     string
+	L *catalogue               // the page's language
+	M map[string]template.HTML // its messages, escaped, this page's names filled in
+	// Languages and TableRows are the language links and the settings
+	// table's rows, written (and escaped) here rather than by the
+	// template: they are most of a page's template actions, and a page
+	// must cost little more than an API answer.
+	Languages, TableRows template.HTML
+	Email                string // as typed: html/template escapes it
+	Error                string
 	// Org is the organisation the page is for: the domain's display name,
 	// from the address or from the host (autodiscover.<domain>).
 	Org          string
@@ -80,27 +86,41 @@ type setupPage struct {
 	SMTPAdminNote bool
 }
 
-// languageLink is one entry of the language switcher: the same page in
-// another language, a plain link (no script).
-type languageLink struct {
-	Code, Name, Href string
-	Current          bool
+// languageLinks is the language switcher's list items: the same page in
+// each language, plain links (no script). The query is URL-encoded (as
+// url.Values.Encode orders it), then HTML-escaped.
+func languageLinks(r *http.Request, cur *catalogue, email string) template.HTML {
+	p := "/setup?"
+	if r.URL.Path == "/" && email == "" {
+		p = "/?"
+	}
+	if email != "" {
+		p += "email=" + url.QueryEscape(email) + "&"
+	}
+	p = html.EscapeString(p + "lang=")
+	var b strings.Builder
+	for _, c := range catalogues {
+		b.WriteString(`<li><a href="` + p + c.Code + `" lang="` + c.Code + `" hreflang="` + c.Code + `"`)
+		if c == cur {
+			b.WriteString(` aria-current="true"`)
+		}
+		b.WriteString(">" + html.EscapeString(c.Name) + "</a></li>\n")
+	}
+	return template.HTML(b.String())
 }
 
-func languageLinks(r *http.Request, cur *catalogue, email string) []languageLink {
-	links := make([]languageLink, len(catalogues))
-	for i, c := range catalogues {
-		q := url.Values{"lang": {c.Code}}
-		if email != "" {
-			q.Set("email", email)
-		}
-		p := "/setup"
-		if r.URL.Path == "/" && email == "" {
-			p = "/"
-		}
-		links[i] = languageLink{Code: c.Code, Name: c.Name, Href: p + "?" + q.Encode(), Current: c == cur}
+// tableRows is the settings table's rows, each cell labelled for the
+// phone layout (td::before shows data-label).
+func tableRows(l *catalogue, rows []settingRow) template.HTML {
+	var b strings.Builder
+	label := func(key string) string { return html.EscapeString(l.T(key)) }
+	for _, r := range rows {
+		fmt.Fprintf(&b, `<tr><th scope="row">%s</th><td data-label="%s"><code>%s</code></td><td data-label="%s">%d</td>`+
+			`<td data-label="%s">%s</td><td data-label="%s">%s</td><td data-label="%s"><code>%s</code></td></tr>`+"\n",
+			html.EscapeString(r.Protocol), label("col_server"), breakable(r.Server), label("col_port"), r.Port,
+			label("col_encryption"), html.EscapeString(r.Encryption), label("col_signin"), html.EscapeString(r.SignIn), label("col_username"), breakable(r.Username))
 	}
-	return links
+	return template.HTML(b.String())
 }
 
 // setup answers GET / and /setup: a form for the address, and for
@@ -111,15 +131,14 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect, rec.outcome = DialectSetup, OutcomeForm
 	page := setupPage{L: pageLanguage(r), Email: r.URL.Query().Get("email")}
-	page.Languages = languageLinks(r, page.L, page.Email)
 	if a := s.site.Load().hostDomain(r.Host); a != nil {
 		page.Org = a.domain.DisplayName
 	}
 	if page.Email != "" {
 		s.fillSetup(r, &page, rec)
 	}
-	var b bytes.Buffer
-	if err := setupTemplate.Execute(&b, &page); err != nil {
+	body, err := s.renderSetup(r, &page)
+	if err != nil {
 		s.Log.Error("render setup page", "err", err)
 		http.Error(w, "the page could not be shown", http.StatusServiceUnavailable)
 		return
@@ -132,7 +151,70 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 	// No script runs on this page; nothing may load from elsewhere.
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.Write(b.Bytes())
+	w.Write(body)
+}
+
+// Holes in a page skeleton, one per part that belongs to one address: a
+// token of letters and digits, which no escaper of html/template changes
+// and no page text holds. Only skeletons rendered here are searched for
+// them, never anything a client sent.
+const (
+	holeEmail = "hole7e3fEmail"
+	holeLinks = "hole7e3fLinks"
+	holeURL   = "hole7e3fURL"
+	holeQR    = "hole7e3fQR"
+	holeTitle = "hole7e3fCaption"
+	holeRows  = "hole7e3fRows"
+)
+
+// skeletonCacheBytes bounds the page skeletons kept (about 12 KB each).
+const skeletonCacheBytes = 4 << 20
+
+// renderSetup writes the page. A settings page is the template's work for
+// the domain, language and policies, done once and kept (a skeleton with
+// holes), and the address's own parts filled in per request, escaped for
+// where they go: the template's escaping, and most of a page's cost,
+// is not repeated per address, so a page costs little more than an API
+// answer.
+func (s *Server) renderSetup(r *http.Request, page *setupPage) ([]byte, error) {
+	caption := html.EscapeString(page.L.T("table_caption", "address", page.Address))
+	links, rows := languageLinks(r, page.L, page.Email), tableRows(page.L, page.Rows)
+	if page.Rows == nil { // the form and error pages: rendered whole
+		page.M = page.L.messages("org", page.Org, "provider", page.Provider, "domain", page.DomainName)
+		page.Languages, page.TableRows = links, rows
+		var b bytes.Buffer
+		err := setupTemplate.Execute(&b, page)
+		return b.Bytes(), err
+	}
+	key := fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%t%t%t%t%t%t%t%t", page.L.Code, page.Org, page.DomainName, page.Provider,
+		page.Profile, page.EAS, page.MacProfile, page.OAuth, page.AppPasswords, page.SMTPAdminNote, page.Signed, page.QR != "")
+	now := s.Now()
+	skeleton, ok := s.setupPages.get(key, now)
+	if !ok {
+		holes := *page
+		holes.Email, holes.ProfileURL = holeEmail, holeURL
+		holes.Languages, holes.QR, holes.TableRows = holeLinks, holeQR, holeRows
+		holes.M = page.L.messages("org", page.Org, "provider", page.Provider, "domain", page.DomainName)
+		holes.M["table_caption"] = holeTitle
+		var b bytes.Buffer
+		if err := setupTemplate.Execute(&b, &holes); err != nil {
+			return nil, err
+		}
+		skeleton = b.Bytes()
+		s.setupPages.put(key, skeleton, now)
+	}
+	var b bytes.Buffer
+	b.Grow(len(skeleton) + len(links) + len(page.QR) + len(rows) + 512)
+	// One pass over the skeleton: what is filled in is never searched.
+	_, err := strings.NewReplacer(
+		holeEmail, html.EscapeString(page.Email),
+		holeLinks, string(links),
+		holeURL, html.EscapeString(page.ProfileURL),
+		holeQR, string(page.QR),
+		holeTitle, caption,
+		holeRows, string(rows),
+	).WriteString(&b, string(skeleton))
+	return b.Bytes(), err
 }
 
 func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
