@@ -64,7 +64,7 @@ type setupPage struct {
 	// template: they are most of a page's template actions, and a page
 	// must cost little more than an API answer.
 	Languages, TableRows template.HTML
-	Email                string // as typed: html/template escapes it
+	Email                string // as typed; escaped where it is written
 	Error                string
 	// Org is the organisation the page is for: the domain's display name,
 	// from the address or from the host (autodiscover.<domain>).

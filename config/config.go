@@ -198,7 +198,7 @@ func (d *Domain) SMTPAuth(t time.Time) []string {
 // SMTPPasswordUntil is when password SMTP stops being offered: the
 // preset's date under "auto", zero otherwise (no end, or never offered).
 func (d *Domain) SMTPPasswordUntil() time.Time {
-	if d.SMTPPassword != SMTPPasswordAuto {
+	if d.SMTPPassword != SMTPPasswordAuto && d.SMTPPassword != "" {
 		return time.Time{}
 	}
 	return d.Provider.SMTPPasswordUntil
