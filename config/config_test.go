@@ -228,7 +228,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad policy", "domains:\n  - name: a.com\n    provider: microsoft365\n    outlook_exchange: always\n", []string{"not a policy"}},
 		{"redirect without provider endpoint", "domains:\n  - name: a.com\n    provider: google-workspace\n    outlook_exchange: redirect\n", []string{"redirect needs a provider"}},
 		{"single-label domain", "domains:\n  - name: localhost\n    provider: microsoft365\n", []string{"single label"}},
-		{"bad domain", "domains:\n  - name: 'exa mple.com'\n    provider: microsoft365\n", []string{"domains[0].name"}},
+		{"bad domain", "domains:\n  - name: 'exa mple.com'\n    provider: microsoft365\n", []string{`domains[0].name: "exa mple.com" is not a domain name: only letters, digits, hyphens and dots`}},
 		{"cert without key", "tls: {cert_file: a.pem}\ndomains:\n  - name: a.com\n    provider: microsoft365\n", []string{":1: tls: cert_file and key_file go together"}},
 		{"display name with control char", "domains:\n  - name: a.com\n    provider: microsoft365\n    display_name: \"A\\u0007B\"\n", []string{"display_name", "not allowed"}},
 		{"display name with template mark", "domains:\n  - name: a.com\n    provider: microsoft365\n    display_name: \"A\\uE0000\\uE001\"\n", []string{"display_name", "U+E000"}},
