@@ -53,8 +53,7 @@ func (t *limiterTable) bucket(key string, perSecond float64, burst int, now time
 type relayLimiter struct {
 	mu                sync.Mutex
 	clients, accounts limiterTable
-	warned            map[string]time.Time // client -> when the log last said so
-	warnedSweep       time.Time
+	warnings          limiterTable // a log line a minute per client
 }
 
 // allow takes a token from both buckets, or from neither.
@@ -72,29 +71,13 @@ func (l *relayLimiter) allow(client, account string, lim config.Limits, now time
 }
 
 // warnNow reports whether to log that a client went over its limit: once
-// a minute per client at most, for at most maxLimiterKeys clients a minute.
+// a minute per client at most (a bucket of one, refilled each minute), for
+// at most maxLimiterKeys clients a minute.
 func (l *relayLimiter) warnNow(client string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if t, ok := l.warned[client]; ok && now.Sub(t) < time.Minute {
-		return false
-	}
-	if l.warned == nil || len(l.warned) >= maxLimiterKeys && now.Sub(l.warnedSweep) >= time.Second {
-		l.warnedSweep = now
-		for k, t := range l.warned {
-			if now.Sub(t) >= time.Minute {
-				delete(l.warned, k)
-			}
-		}
-		if l.warned == nil {
-			l.warned = map[string]time.Time{}
-		}
-		if len(l.warned) >= maxLimiterKeys {
-			return false
-		}
-	}
-	l.warned[client] = now
-	return true
+	b := l.warnings.bucket(client, 1.0/60, 1, now)
+	return b != nil && b.AllowN(now, 1)
 }
 
 // pageLimiter bounds the setup pages and profiles one client gets: they
