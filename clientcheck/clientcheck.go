@@ -10,6 +10,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 )
 
@@ -68,3 +69,13 @@ func strict(body []byte, v any) error {
 }
 
 func trim(s string) string { return strings.TrimSpace(s) }
+
+// httpsURL reads the element name's text as an absolute https URL, as
+// clients that follow it (exchangelib, Thunderbird, ActiveSync) require.
+func httpsURL(name, s string) (string, error) {
+	u, err := url.Parse(trim(s))
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("%s %q is not an https URL", name, s)
+	}
+	return u.String(), nil
+}

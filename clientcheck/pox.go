@@ -4,7 +4,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 )
@@ -146,11 +145,11 @@ func readOutlook(out *POX, doc *poxDoc) error {
 	out.Action = a.Action
 	switch a.Action {
 	case "redirectUrl":
-		u, err := url.Parse(trim(a.RedirectURL))
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return fmt.Errorf("RedirectUrl %q is not an https URL (exchangelib follows https only)", a.RedirectURL)
+		u, err := httpsURL("RedirectUrl", a.RedirectURL)
+		if err != nil {
+			return fmt.Errorf("%w (exchangelib follows https only)", err)
 		}
-		out.RedirectURL = u.String()
+		out.RedirectURL = u
 		return nil
 	case "settings":
 	default:
@@ -179,9 +178,8 @@ func readOutlook(out *POX, doc *poxDoc) error {
 				expr = trim(p.EwsURL)
 			}
 			if as := trim(p.ASUrl); as != "" {
-				u, err := url.Parse(as)
-				if err != nil || u.Scheme != "https" || u.Host == "" {
-					return fmt.Errorf("Protocol %s: ASUrl %q is not an https URL", p.Type, p.ASUrl)
+				if _, err := httpsURL("ASUrl", as); err != nil {
+					return fmt.Errorf("Protocol %s: %w", p.Type, err)
 				}
 				out.ASUrl = as
 			}
@@ -250,9 +248,8 @@ func readMobileSync(out *POX, doc *poxDoc) error {
 		if s.Type != "MobileSync" {
 			continue
 		}
-		u, err := url.Parse(trim(s.URL))
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return fmt.Errorf("MobileSync Url %q is not an https URL", s.URL)
+		if _, err := httpsURL("MobileSync Url", s.URL); err != nil {
+			return err
 		}
 		if trim(s.Name) != trim(s.URL) {
 			return fmt.Errorf("MobileSync Name %q differs from Url (MS-ASCMD: Name = Url)", s.Name)

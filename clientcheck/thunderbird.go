@@ -3,7 +3,6 @@ package clientcheck
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -189,14 +188,6 @@ func (s tbServer) ews() (string, []string, error) {
 		return "", nil, errors.New("no authentication")
 	}
 	return u, auth, nil
-}
-
-func httpsURL(name, s string) (string, error) {
-	u, err := url.Parse(trim(s))
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return "", fmt.Errorf("%s %q is not an https URL", name, s)
-	}
-	return u.String(), nil
 }
 
 func hasAnyPrefix(s string, prefixes ...string) bool {
