@@ -143,12 +143,7 @@ func startBinary(t *testing.T, env []string, args ...string) *running {
 		}
 	})
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		if m := announced.FindStringSubmatch(stdout.String()); m != nil {
-			r.https = announcedHTTPS.FindStringSubmatch(m[1])[1]
-			r.http = announcedHTTP.FindStringSubmatch(m[1])[1]
-			if a := announcedAdmin.FindStringSubmatch(stdout.String()); a != nil {
-				r.admin = a[1]
-			}
+		if r.announced(stdout.String()) {
 			return r
 		}
 		select {

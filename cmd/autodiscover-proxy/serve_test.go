@@ -51,6 +51,25 @@ type running struct {
 	stop               func() int // cancels and returns the exit status
 }
 
+// announced reads the listeners' addresses from serve's start-up line in
+// out, and reports whether it was there.
+func (r *running) announced(out string) bool {
+	m := announced.FindStringSubmatch(out)
+	if m == nil {
+		return false
+	}
+	if h := announcedHTTPS.FindStringSubmatch(m[1]); h != nil {
+		r.https = h[1]
+	}
+	if h := announcedHTTP.FindStringSubmatch(m[1]); h != nil {
+		r.http = h[1]
+	}
+	if a := announcedAdmin.FindStringSubmatch(out); a != nil {
+		r.admin = a[1]
+	}
+	return true
+}
+
 // startServe runs "serve args..." on loopback ports chosen by the kernel
 // (args may empty a listener: "-https", ""). The server is stopped when
 // the test ends (if not before) and must exit 0.
@@ -91,17 +110,7 @@ func startServe(t *testing.T, args ...string) *running {
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		out := stdout.String()
-		if m := announced.FindStringSubmatch(out); m != nil {
-			if h := announcedHTTPS.FindStringSubmatch(m[1]); h != nil {
-				r.https = h[1]
-			}
-			if h := announcedHTTP.FindStringSubmatch(m[1]); h != nil {
-				r.http = h[1]
-			}
-			if a := announcedAdmin.FindStringSubmatch(out); a != nil {
-				r.admin = a[1]
-			}
+		if r.announced(stdout.String()) {
 			return r
 		}
 		select {
