@@ -215,42 +215,15 @@ func (v *validator) typeProblem(e string) {
 	if kind == 0 {
 		kind = yaml.ScalarNode
 	}
-	path, _ := pathOf(v.root.Content[0], "", func(n *yaml.Node) bool {
-		return n.Line == line && n.Kind == kind && (kind != yaml.ScalarNode || n.Value == m[3])
+	// The deepest value that fits: a list starts on the line of its first
+	// item, and the item is meant.
+	path := ""
+	walkValues(v.root.Content[0], "", func(p string, _, n *yaml.Node) {
+		if n.Line == line && n.Kind == kind && (kind != yaml.ScalarNode || n.Value == m[3]) && len(p) > len(path) {
+			path = p
+		}
 	})
 	v.problems = append(v.problems, Problem{File: v.file, Line: line, Path: path, Msg: got + " is not " + want + " here"})
-}
-
-// pathOf is the key path (domains[0].imap.port) of the deepest value in
-// the tree below n for which match holds (a list starts on the line of its
-// first item: the item is meant).
-func pathOf(n *yaml.Node, path string, match func(*yaml.Node) bool) (string, bool) {
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			p := n.Content[i].Value
-			if path != "" {
-				p = path + "." + p
-			}
-			if q, ok := pathOf(n.Content[i+1], p, match); ok {
-				return q, true
-			}
-			if match(n.Content[i+1]) {
-				return p, true
-			}
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			p := path + "[" + strconv.Itoa(i) + "]"
-			if q, ok := pathOf(c, p, match); ok {
-				return q, true
-			}
-			if match(c) {
-				return p, true
-			}
-		}
-	}
-	return "", false
 }
 
 // yamlKeys are a struct's yaml keys, in field order, and their types.

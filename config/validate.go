@@ -55,13 +55,25 @@ func (v *validator) lineOf(path string) int {
 	return v.lines[path]
 }
 
-// indexLines records the line of every mapping value and sequence item
+// indexLines records the line of every mapping key and sequence item
 // under its path (domains[0].imap.port), so validation can say where.
 func indexLines(n *yaml.Node, path string, lines map[string]int) {
+	walkValues(n, path, func(p string, key, value *yaml.Node) {
+		if key != nil {
+			lines[p] = key.Line
+		} else {
+			lines[p] = value.Line
+		}
+	})
+}
+
+// walkValues calls fn for every mapping value (with its key) and sequence
+// item (key nil) below n, parents first, with its path: domains[0].imap.
+func walkValues(n *yaml.Node, path string, fn func(path string, key, value *yaml.Node)) {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			indexLines(c, path, lines)
+			walkValues(c, path, fn)
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -69,14 +81,14 @@ func indexLines(n *yaml.Node, path string, lines map[string]int) {
 			if path != "" {
 				p = path + "." + p
 			}
-			lines[p] = n.Content[i].Line
-			indexLines(n.Content[i+1], p, lines)
+			fn(p, n.Content[i], n.Content[i+1])
+			walkValues(n.Content[i+1], p, fn)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			p := path + "[" + strconv.Itoa(i) + "]"
-			lines[p] = c.Line
-			indexLines(c, p, lines)
+			fn(p, nil, c)
+			walkValues(c, p, fn)
 		}
 	}
 }
