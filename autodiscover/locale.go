@@ -110,11 +110,7 @@ func (c *catalogue) messages(vars ...string) map[string]template.HTML {
 	en := catalogues[0].msgs
 	m := make(map[string]template.HTML, len(en))
 	for k := range en {
-		msg, ok := c.msgs[k]
-		if !ok {
-			msg = en[k]
-		}
-		msg = html.EscapeString(msg)
+		msg := html.EscapeString(c.text(k))
 		for i := 0; i+1 < len(vars) && strings.IndexByte(msg, '{') >= 0; i += 2 {
 			msg = strings.ReplaceAll(msg, "{"+vars[i]+"}", html.EscapeString(vars[i+1]))
 		}
@@ -126,12 +122,18 @@ func (c *catalogue) messages(vars ...string) map[string]template.HTML {
 // T is the message key in this language (English where a catalogue lacks
 // it), with each {name} replaced by the value after name in args.
 func (c *catalogue) T(key string, args ...string) string {
-	msg, ok := c.msgs[key]
-	if !ok {
-		msg = catalogues[0].msgs[key]
-	}
+	msg := c.text(key)
 	for i := 0; i+1 < len(args); i += 2 {
 		msg = strings.ReplaceAll(msg, "{"+args[i]+"}", args[i+1])
 	}
 	return msg
+}
+
+// text is the message key in this language, or in English where this
+// catalogue lacks it.
+func (c *catalogue) text(key string) string {
+	if msg, ok := c.msgs[key]; ok {
+		return msg
+	}
+	return catalogues[0].msgs[key]
 }

@@ -113,12 +113,13 @@ func languageLinks(r *http.Request, cur *catalogue, email string) template.HTML 
 // phone layout (td::before shows data-label).
 func tableRows(l *catalogue, rows []settingRow) template.HTML {
 	var b strings.Builder
-	label := func(key string) string { return html.EscapeString(l.T(key)) }
+	server, port, encryption, signIn, username := html.EscapeString(l.T("col_server")), html.EscapeString(l.T("col_port")),
+		html.EscapeString(l.T("col_encryption")), html.EscapeString(l.T("col_signin")), html.EscapeString(l.T("col_username"))
 	for _, r := range rows {
 		fmt.Fprintf(&b, `<tr><th scope="row">%s</th><td data-label="%s"><code>%s</code></td><td data-label="%s">%d</td>`+
 			`<td data-label="%s">%s</td><td data-label="%s">%s</td><td data-label="%s"><code>%s</code></td></tr>`+"\n",
-			html.EscapeString(r.Protocol), label("col_server"), breakable(r.Server), label("col_port"), r.Port,
-			label("col_encryption"), html.EscapeString(r.Encryption), label("col_signin"), html.EscapeString(r.SignIn), label("col_username"), breakable(r.Username))
+			html.EscapeString(r.Protocol), server, breakable(r.Server), port, r.Port,
+			encryption, html.EscapeString(r.Encryption), signIn, html.EscapeString(r.SignIn), username, breakable(r.Username))
 	}
 	return template.HTML(b.String())
 }
