@@ -178,11 +178,10 @@ const skeletonCacheBytes = 4 << 20
 // is not repeated per address, so a page costs little more than an API
 // answer.
 func (s *Server) renderSetup(r *http.Request, page *setupPage) ([]byte, error) {
-	caption := html.EscapeString(page.L.T("table_caption", "address", page.Address))
-	links, rows := languageLinks(r, page.L, page.Email), tableRows(page.L, page.Rows)
-	if page.Rows == nil { // the form and error pages: rendered whole
+	links := languageLinks(r, page.L, page.Email)
+	if page.Rows == nil { // the form and error pages (no table): rendered whole
 		page.M = page.L.messages("org", page.Org, "provider", page.Provider, "domain", page.DomainName)
-		page.Languages, page.TableRows = links, rows
+		page.Languages = links
 		var b bytes.Buffer
 		err := setupTemplate.Execute(&b, page)
 		return b.Bytes(), err
@@ -204,6 +203,8 @@ func (s *Server) renderSetup(r *http.Request, page *setupPage) ([]byte, error) {
 		skeleton = b.Bytes()
 		s.setupPages.put(key, skeleton, now)
 	}
+	caption := html.EscapeString(page.L.T("table_caption", "address", page.Address))
+	rows := tableRows(page.L, page.Rows)
 	var b bytes.Buffer
 	b.Grow(len(skeleton) + len(links) + len(page.QR) + len(rows) + 512)
 	// One pass over the skeleton: what is filled in is never searched.
