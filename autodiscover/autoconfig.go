@@ -50,5 +50,5 @@ func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
 	t := a.autoconfigAt(s.Now())
 	// The same for every address: caches may keep it. For HEAD, net/http
 	// sends the length and drops the body.
-	writeBody(w, http.StatusOK, contentTypeXML, "public, max-age=3600", t.Append(nil, noUser[:], a.values))
+	s.send(w, r, http.StatusOK, contentTypeXML, "public, max-age=3600", t.Append(nil, noUser[:], a.values))
 }

@@ -40,4 +40,5 @@ const (
 	OutcomeMethodNotAllowed    Outcome = "method_not_allowed"   // known URL, wrong method
 	OutcomeUntrustedProxy      Outcome = "untrusted_proxy"      // X-Forwarded-Proto: https from a peer outside trusted_proxies
 	OutcomeRateLimited         Outcome = "rate_limited"         // a client over limits.pages_per_client_per_minute
+	OutcomeBusy                Outcome = "busy"                 // 503: the answer memory budget stayed full (limits.answer_memory_mb)
 )

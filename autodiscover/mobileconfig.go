@@ -179,13 +179,10 @@ func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
 	if signed, ok := s.signProfile(r.Context(), st.profileHost(r, a), data); ok {
 		data, rec.outcome = signed, OutcomeSigned
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/x-apple-aspen-config")
 	// The file name is built from the configured domain name only: LDH
 	// characters, nothing from the request.
-	h.Set("Content-Disposition", `attachment; filename="`+a.domain.Name+`-mail.mobileconfig"`)
-	h.Set("Cache-Control", "private, no-store")
-	w.Write(data)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+a.domain.Name+`-mail.mobileconfig"`)
+	s.send(w, r, http.StatusOK, "application/x-apple-aspen-config", "private, no-store", data)
 }
 
 // profileHost is the host whose certificate signs: the request's host when

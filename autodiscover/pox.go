@@ -53,13 +53,13 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(w, r, maxPOXBody)
 	if err != nil {
 		rec.outcome = OutcomeBadRequest
-		s.poxError(w, "", xmlschema.ErrorInvalidRequest)
+		s.poxError(w, r, "", xmlschema.ErrorInvalidRequest)
 		return
 	}
 	req, err := xmlschema.ParseRequest(body)
 	if err != nil {
 		rec.outcome = OutcomeBadRequest
-		s.poxError(w, "", xmlschema.ErrorInvalidRequest)
+		s.poxError(w, r, "", xmlschema.ErrorInvalidRequest)
 		return
 	}
 	// errSchema is the namespace of this request's error documents.
@@ -68,7 +68,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 		rec.dialect, errSchema = DialectMobileSync, schema
 	} else if schema != xmlschema.NSOutlookResponse {
 		rec.outcome = OutcomeUnsupportedSchema
-		s.poxError(w, "", xmlschema.ErrorSchemaUnavailable)
+		s.poxError(w, r, "", xmlschema.ErrorSchemaUnavailable)
 		return
 	}
 	if req.EMailAddress == "" {
@@ -79,26 +79,26 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 			code = xmlschema.ErrorAddressNotFound
 		}
 		rec.outcome = OutcomeNoAddress
-		s.poxError(w, errSchema, code)
+		s.poxError(w, r, errSchema, code)
 		return
 	}
 	addr, err := config.ParseAddress(req.EMailAddress)
 	if err != nil {
 		rec.outcome = OutcomeBadAddress
-		s.poxError(w, errSchema, xmlschema.ErrorInvalidRequest)
+		s.poxError(w, r, errSchema, xmlschema.ErrorInvalidRequest)
 		return
 	}
 	rec.address = addr.String()
 	a := s.site.Load().lookup(addr.Domain)
 	if a == nil {
 		rec.unknownDomain(addr.Domain)
-		s.poxError(w, errSchema, xmlschema.ErrorAddressNotFound)
+		s.poxError(w, r, errSchema, xmlschema.ErrorAddressNotFound)
 		return
 	}
 	rec.domain = a.domain.Name
 	email := rec.address
 	if a.domain.Upstream != nil {
-		ans, res, cause := s.askUpstream(r, a, req, body, addr)
+		ans, res, cause := s.askUpstream(r, a, req, addr)
 		rec.upstream = res
 		s.Metrics.observeUpstream(a.domain.Name, res)
 		if cause != nil {
@@ -112,7 +112,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(http.StatusUnauthorized)
 				return
 			}
-			writeXML(w, ans.body)
+			s.sendXML(w, r, ans.body)
 			return
 		}
 		// Any upstream failure: the local answer below.
@@ -121,14 +121,14 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rec.dialect == DialectMobileSync && a.mobilesync == nil:
 		rec.outcome = OutcomeUnsupportedSchema
-		s.poxError(w, errSchema, xmlschema.ErrorSchemaUnavailable)
+		s.poxError(w, r, errSchema, xmlschema.ErrorSchemaUnavailable)
 	case rec.dialect == DialectMobileSync:
 		rec.outcome = OutcomeSettings
-		writeXML(w, a.mobilesync.Append(nil, []string{email, email, ""}, a.values))
+		s.sendXML(w, r, a.mobilesync.Append(nil, []string{email, email, ""}, a.values))
 	case a.outlookRedirect != nil && wantsExchange(r):
 		// Shared and static: written as it is, never put in the pool.
 		rec.outcome = OutcomeRedirect
-		writeXML(w, a.outlookRedirect)
+		s.sendXML(w, r, a.outlookRedirect)
 	default:
 		rec.outcome = OutcomeSettings
 		login := email // the default login form is the address itself
@@ -139,7 +139,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 		if wantsExchange(r) {
 			t = a.outlookDesktop
 		}
-		writeXML(w, t.Append(nil, []string{email, email, login}, a.values))
+		s.sendXML(w, r, t.Append(nil, []string{email, email, login}, a.values))
 	}
 }
 
@@ -148,7 +148,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 // tells no right password from a wrong one. With relay_auth, a client's
 // Authorization is relayed within the relay limits; past them the local
 // answer is served.
-func (s *Server) askUpstream(r *http.Request, a *answers, req xmlschema.Request, body []byte, addr config.Address) (upstreamAnswer, upstreamResult, error) {
+func (s *Server) askUpstream(r *http.Request, a *answers, req xmlschema.Request, addr config.Address) (upstreamAnswer, upstreamResult, error) {
 	auth := ""
 	if a.domain.Upstream.RelayAuth {
 		auth = r.Header.Get("Authorization")
@@ -165,7 +165,8 @@ func (s *Server) askUpstream(r *http.Request, a *answers, req xmlschema.Request,
 			return upstreamAnswer{}, upRateLimited, errors.New("relay limit reached")
 		}
 	}
-	return s.upstreamPOX(r.Context(), a, req, body, auth)
+	req.EMailAddress = addr.String()
+	return s.upstreamPOX(r.Context(), a, req, auth)
 }
 
 // wantsExchange reports Outlook desktop asking for Exchange settings: it
@@ -189,17 +190,17 @@ func (s *Server) poxGet(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect, rec.outcome = DialectPOX, OutcomeGet
 	w.Header().Set("X-SOAP-Enabled", "True")
-	s.poxError(w, "", xmlschema.ErrorInvalidRequest)
+	s.poxError(w, r, "", xmlschema.ErrorInvalidRequest)
 }
 
 // poxError writes an error document as HTTP 200, as the spec requires,
 // with its Response in schema's namespace ("" for the schema-independent
 // one).
-func (s *Server) poxError(w http.ResponseWriter, schema string, code int) {
+func (s *Server) poxError(w http.ResponseWriter, r *http.Request, schema string, code int) {
 	now := s.Now().UTC()
 	var id [20]byte
 	// Id is "a hash of the name of the computer" in Exchange; ours only has
 	// to be an unsigned integer that differs between answers.
 	idText := strconv.AppendUint(id[:0], uint64(uint32(now.UnixNano()/100)), 10)
-	writeXML(w, errorTemplates[errorKey{schema, code}].Append(nil, []string{now.Format("15:04:05.0000000"), string(idText)}, nil))
+	s.sendXML(w, r, errorTemplates[errorKey{schema, code}].Append(nil, []string{now.Format("15:04:05.0000000"), string(idText)}, nil))
 }

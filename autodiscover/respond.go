@@ -11,14 +11,20 @@ import (
 // (ExchangeSession.getEwsUrlFromAutodiscover) accepts exactly this value.
 const contentTypeXML = "text/xml; charset=utf-8"
 
-// writeXML sends an XML answer meant for one user: never cached by a proxy.
+// writeXML sends an XML answer meant for one user: never cached by a
+// proxy. The caller has reserved its size in the answer budget.
 func writeXML(w http.ResponseWriter, b []byte) {
 	writeBody(w, http.StatusOK, contentTypeXML, "private, no-store", b)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// sendXML is writeXML within the answer budget.
+func (s *Server) sendXML(w http.ResponseWriter, r *http.Request, b []byte) {
+	s.send(w, r, http.StatusOK, contentTypeXML, "private, no-store", b)
+}
+
+func (s *Server) sendJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	b, _ := json.Marshal(v) // plain structs of strings: cannot fail
-	writeBody(w, status, "application/json; charset=utf-8", "no-store", b)
+	s.send(w, r, status, "application/json; charset=utf-8", "no-store", b)
 }
 
 // writeBody sends a whole answer with its length: net/http would send a

@@ -41,6 +41,7 @@ type Server struct {
 	qrCodes        byteCache     // rendered QR codes, by profile URL
 	setupPages     byteCache     // setup page skeletons (renderSetup)
 	pageSlots      chan struct{} // a token per setup page or profile being made
+	answerMemory   *answerBudget // answers being built or written
 	relayLimits    relayLimiter
 	pageLimits     pageLimiter
 	untrustedPeers peerSet // peers warned about (untrustedProxy)
@@ -61,6 +62,7 @@ func New(cfg *config.Config) (*Server, error) {
 	s.qrCodes.ttl, s.qrCodes.maxSize = time.Hour, func() int { return qrCacheBytes }
 	s.setupPages.ttl, s.setupPages.maxSize = time.Hour, func() int { return skeletonCacheBytes }
 	s.pageSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+	s.answerMemory = newAnswerBudget(int64(cfg.Limits.AnswerMemoryBytes))
 	if err := s.Load(cfg); err != nil {
 		return nil, err
 	}

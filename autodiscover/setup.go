@@ -145,14 +145,12 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Language", page.L.Code)
 	h.Set("Vary", "Accept-Language")
-	h.Set("Cache-Control", "private, no-store")
 	// No script runs on this page; nothing may load from elsewhere.
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.Write(body)
+	s.send(w, r, http.StatusOK, "text/html; charset=utf-8", "private, no-store", body)
 }
 
 // Holes in a page skeleton, one per part that belongs to one address: a

@@ -9,8 +9,22 @@ import (
 	"github.com/autodiscover-proxy/autodiscover-proxy/xmlschema"
 )
 
-// maxSOAPUsers bounds one GetUserSettings request, as Exchange does (100).
-const maxSOAPUsers = 100
+// The cost model of a SOAP answer, decided before it is built. An answer
+// has one item per user or domain asked for (at most maxSOAPUsers, as
+// Exchange allows), and each item one entry per distinct setting name:
+// repeats are answered once, the names Exchange defines (about a hundred)
+// at most once each, and at most maxUnknownSettings others of at most
+// maxSettingName bytes (the longest defined name is 35). The largest
+// answer this allows is far below maxSOAPAnswer (TestSOAPWorstAnswer
+// builds it); past the caps, or past maxSOAPAnswer, the request gets
+// InvalidRequest, as Exchange answers a request it will not serve
+// ([MS-OXWSADISC] ErrorCode). The request itself is at most maxPOXBody.
+const (
+	maxSOAPUsers       = 100
+	maxUnknownSettings = 16
+	maxSettingName     = 64
+	maxSOAPAnswer      = 4 << 20
+)
 
 // soap answers POST /autodiscover/autodiscover.svc ([MS-OXWSADISC]):
 // GetUserSettings and GetDomainSettings, for EWS clients
@@ -43,10 +57,17 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 	}
 	st := s.site.Load()
 	var resp *xmlschema.SOAPResponse
-	if req.Operation == xmlschema.OpGetUserSettings {
-		resp = st.userSettings(req, rec)
-	} else {
-		resp = st.domainSettings(req, rec)
+	names, bad := requestedSettings(req)
+	switch {
+	case bad != nil:
+		resp = bad
+	case req.Operation == xmlschema.OpGetUserSettings:
+		resp = st.userSettings(req.Mailboxes, names, rec)
+	default:
+		resp = st.domainSettings(req.Domains, names, rec)
+	}
+	if resp.ErrorCode == xmlschema.SOAPNoError && resp.Size() > maxSOAPAnswer {
+		resp = soapError(resp.Operation, xmlschema.SOAPInvalidRequest, "The answer to this request would be too large: ask for fewer users or settings.")
 	}
 	resp.Server = &serverVersion
 	rec.outcome = OutcomeSettings
@@ -55,8 +76,13 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 	} else if len(resp.Items) > 0 && resp.Items[0].ErrorCode != xmlschema.SOAPNoError {
 		rec.outcome = OutcomeUnknownDomain
 	}
-	b, _ := resp.Document().WriteToBytes() // an in-memory tree: cannot fail
-	writeXML(w, b)
+	size := resp.Size()
+	release, ok := s.reserve(w, r, size)
+	if !ok {
+		return
+	}
+	defer release()
+	writeXML(w, resp.Append(make([]byte, 0, size)))
 }
 
 // The EWS level advertised, the same for every domain that offers EWS:
@@ -85,27 +111,55 @@ func soapError(op, code, msg string) *xmlschema.SOAPResponse {
 	return &xmlschema.SOAPResponse{Operation: op, ErrorCode: code, ErrorMessage: msg}
 }
 
-// invalidSOAPRequest is the InvalidRequest answer for a request that names
-// no items (users or domains), too many, or no setting; nil when it is fine.
-func invalidSOAPRequest(op string, items int, what string, settings []string) *xmlschema.SOAPResponse {
+// requestedSettings is the request's setting names, each once, in the
+// order first asked; or the InvalidRequest answer when it names none, too
+// many that nobody defines, or one longer than any name can be.
+func requestedSettings(req *xmlschema.SOAPRequest) ([]string, *xmlschema.SOAPResponse) {
+	invalid := func(msg string) ([]string, *xmlschema.SOAPResponse) {
+		return nil, soapError(req.Operation, xmlschema.SOAPInvalidRequest, msg)
+	}
+	if len(req.RequestedSettings) == 0 {
+		return invalid("The request names no setting.")
+	}
+	seen := make(map[string]bool, min(len(req.RequestedSettings), len(definedSettings)+maxUnknownSettings))
+	names, unknown := make([]string, 0, len(seen)), 0
+	for _, n := range req.RequestedSettings {
+		if seen[n] {
+			continue
+		}
+		if !definedSettings[n] {
+			if unknown++; unknown > maxUnknownSettings {
+				return invalid("The request names more than " + strconv.Itoa(maxUnknownSettings) + " settings that are not defined.")
+			}
+			if len(n) > maxSettingName {
+				return invalid("The request names a setting longer than " + strconv.Itoa(maxSettingName) + " bytes, which no setting is.")
+			}
+		}
+		seen[n] = true
+		names = append(names, n)
+	}
+	return names, nil
+}
+
+// invalidItems is the InvalidRequest answer for a request that names no
+// items (users or domains) or too many; nil when it is fine.
+func invalidItems(op string, items int, what string) *xmlschema.SOAPResponse {
 	switch {
 	case items == 0:
 		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names no "+what+".")
 	case items > maxSOAPUsers:
 		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names more than 100 "+what+"s.")
-	case len(settings) == 0:
-		return soapError(op, xmlschema.SOAPInvalidRequest, "The request names no setting.")
 	}
 	return nil
 }
 
-func (st *site) userSettings(req *xmlschema.SOAPRequest, rec *record) *xmlschema.SOAPResponse {
+func (st *site) userSettings(mailboxes, names []string, rec *record) *xmlschema.SOAPResponse {
 	op := xmlschema.OpGetUserSettings
-	if bad := invalidSOAPRequest(op, len(req.Mailboxes), "user", req.RequestedSettings); bad != nil {
+	if bad := invalidItems(op, len(mailboxes), "user"); bad != nil {
 		return bad
 	}
 	resp := &xmlschema.SOAPResponse{Operation: op, ErrorCode: xmlschema.SOAPNoError}
-	for _, mbx := range req.Mailboxes {
+	for _, mbx := range mailboxes {
 		addr, err := config.ParseAddress(mbx)
 		var a *answers
 		if err == nil {
@@ -123,20 +177,20 @@ func (st *site) userSettings(req *xmlschema.SOAPRequest, rec *record) *xmlschema
 		if rec.domain == "" {
 			rec.domain = a.domain.Name
 		}
-		resp.Items = append(resp.Items, settingsItem(req.RequestedSettings, func(name string) (xmlschema.Setting, bool) {
+		resp.Items = append(resp.Items, settingsItem(names, func(name string) (xmlschema.Setting, bool) {
 			return userSetting(name, a.domain, addr)
 		}))
 	}
 	return resp
 }
 
-func (st *site) domainSettings(req *xmlschema.SOAPRequest, rec *record) *xmlschema.SOAPResponse {
+func (st *site) domainSettings(domains, names []string, rec *record) *xmlschema.SOAPResponse {
 	op := xmlschema.OpGetDomainSettings
-	if bad := invalidSOAPRequest(op, len(req.Domains), "domain", req.RequestedSettings); bad != nil {
+	if bad := invalidItems(op, len(domains), "domain"); bad != nil {
 		return bad
 	}
 	resp := &xmlschema.SOAPResponse{Operation: op, ErrorCode: xmlschema.SOAPNoError}
-	for _, name := range req.Domains {
+	for _, name := range domains {
 		a := st.lookup(name)
 		if rec.asked == "" {
 			rec.asked = name
@@ -148,7 +202,7 @@ func (st *site) domainSettings(req *xmlschema.SOAPRequest, rec *record) *xmlsche
 		if rec.domain == "" {
 			rec.domain = a.domain.Name
 		}
-		resp.Items = append(resp.Items, settingsItem(req.RequestedSettings, func(name string) (xmlschema.Setting, bool) {
+		resp.Items = append(resp.Items, settingsItem(names, func(name string) (xmlschema.Setting, bool) {
 			return domainSetting(name, a.domain)
 		}))
 	}

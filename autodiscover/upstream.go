@@ -68,11 +68,21 @@ type upstreamAnswer struct {
 	wwwAuth []string
 }
 
-// upstreamPOX asks the domain's upstream. A non-nil cause means: answer
-// locally; it says why, for the log.
-func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Request, body []byte, auth string) (ans upstreamAnswer, res upstreamResult, cause error) {
+// upstreamPOX asks the domain's upstream about req's one address. A
+// non-nil cause means: answer locally; it says why, for the log.
+//
+// What goes upstream is ours, not the client's: a request built from the
+// parsed fields (namespace, the parsed address, schema), never the
+// client's body, so nothing the client added (a DTD, a second address,
+// comments, other elements) reaches the upstream. That request is also
+// the cache key, so two requests share an answer exactly when the
+// upstream was asked the same thing. An answer that names another
+// address than the one asked is neither served nor kept; one that names
+// none is served, and not kept.
+func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Request, auth string) (ans upstreamAnswer, res upstreamResult, cause error) {
 	up := a.domain.Upstream
-	key := strings.ToLower(req.EMailAddress) + "|" + req.Schema()
+	body, _ := req.Document().WriteToBytes() // an in-memory tree: cannot fail
+	key := string(body)
 	if auth == "" {
 		if b, hit := s.cache.get(key, s.Now()); hit {
 			return upstreamAnswer{status: http.StatusOK, body: b}, upCached, nil
@@ -147,6 +157,10 @@ func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Requ
 			addr = next.String()
 			continue
 		}
+		named, err := answerAddress(doc, addr)
+		if err != nil {
+			return ans, upInvalid, err
+		}
 		rewritten := rewriteConsumerHosts(doc, a.domain)
 		if err := validUpstreamAnswer(doc); err != nil {
 			return ans, upInvalid, err
@@ -159,7 +173,7 @@ func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Requ
 			out = append([]byte(`<?xml version="1.0" encoding="utf-8"?>`+"\n"), out...)
 		}
 		// Answers to authenticated requests are the user's own: never kept.
-		if auth == "" {
+		if auth == "" && named {
 			s.cache.put(key, out, s.Now())
 		}
 		res = upOK
@@ -169,6 +183,27 @@ func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Requ
 		return upstreamAnswer{status: http.StatusOK, body: out}, res, nil
 	}
 	return ans, upLoop, fmt.Errorf("more than %d redirects", maxUpstreamHops)
+}
+
+// answerAddress checks the address an upstream answer is about
+// (Response/User/AutoDiscoverSMTPAddress in the outlook schema,
+// Response/User/EMailAddress in mobilesync) against the one asked: named
+// reports that it names it, an error that it names another.
+func answerAddress(doc *etree.Document, asked string) (named bool, err error) {
+	user := doc.FindElement("/Autodiscover/Response/User")
+	if user == nil {
+		return false, nil
+	}
+	for _, tag := range []string{"AutoDiscoverSMTPAddress", "EMailAddress"} {
+		for _, e := range user.SelectElements(tag) {
+			got := strings.TrimSpace(fullText(e))
+			if !strings.EqualFold(got, asked) {
+				return false, fmt.Errorf("the answer is about %s, not the address asked", tag)
+			}
+			named = true
+		}
+	}
+	return named, nil
 }
 
 // postUpstream sends one POX request. Authorization goes only to the

@@ -24,6 +24,7 @@ import (
 	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
 	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+	"github.com/autodiscover-proxy/autodiscover-proxy/xmlschema"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -136,6 +137,20 @@ func consumerAnswer(addr string) string {
     </Account>
   </Response>
 </Autodiscover>`
+}
+
+// answerFor answers each request with answer(the address it asks about),
+// as an upstream answers.
+func answerFor(answer func(addr string) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req, err := xmlschema.ParseRequest(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		xmlHandler(answer(req.EMailAddress))(w, r)
+	}
 }
 
 func xmlHandler(body string) http.HandlerFunc {
@@ -428,8 +443,10 @@ func TestUpstreamRelayLimits(t *testing.T) {
 
 // The answer cache is bounded in bytes, and expired entries leave.
 func TestUpstreamCacheBounded(t *testing.T) {
-	big := strings.Replace(consumerAnswer("jane@contoso.com"), "<DisplayName>Jane</DisplayName>", "<DisplayName>"+strings.Repeat("J", 64<<10)+"</DisplayName>", 1)
-	f := startUpstreams(t, map[string]http.HandlerFunc{"upstream.example": xmlHandler(big)})
+	big := func(addr string) string {
+		return strings.Replace(consumerAnswer(addr), "<DisplayName>Jane</DisplayName>", "<DisplayName>"+strings.Repeat("J", 64<<10)+"</DisplayName>", 1)
+	}
+	f := startUpstreams(t, map[string]http.HandlerFunc{"upstream.example": answerFor(big)})
 	s := upstreamProxy(t, f, "limits: {upstream_cache_mb: 1}\n", io.Discard)
 	now := time.Now()
 	s.Now = func() time.Time { return now }
@@ -494,5 +511,90 @@ func TestUpstreamDisguisedConsumerHosts(t *testing.T) {
 		if p, err := clientcheck.ReadPOX(w.Header().Get("Content-Type"), w.Body.Bytes()); err != nil || len(p.Servers) == 0 {
 			t.Errorf("%s: the answer is not a usable one: %v\n%s", tc.to, err, body)
 		}
+	}
+}
+
+// What goes upstream is a request built from the parsed fields, never the
+// client's body; a request about two addresses is refused before any
+// upstream is asked; an answer is served and kept only when it is about
+// the address asked.
+func TestUpstreamRequestIsOurs(t *testing.T) {
+	var mu sync.Mutex
+	var sent []string
+	f := startUpstreams(t, map[string]http.HandlerFunc{"upstream.example": func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		sent = append(sent, string(body))
+		mu.Unlock()
+		// An upstream that answers for the first address it finds.
+		addr := regexp.MustCompile(`<EMailAddress>([^<]*)<`).FindStringSubmatch(string(body))
+		answer := consumerAnswer(addr[1])
+		switch {
+		case strings.HasPrefix(addr[1], "other-answer"):
+			answer = consumerAnswer("victim@contoso.com")
+		case strings.HasPrefix(addr[1], "nameless"):
+			answer = regexp.MustCompile(`<User>.*</User>`).ReplaceAllString(answer, "")
+		}
+		xmlHandler(answer)(w, r)
+	}})
+	s := upstreamProxy(t, f, "", io.Discard)
+	ask := func(body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "/autodiscover/autodiscover.xml", strings.NewReader(body))
+		r.Host = "autodiscover.contoso.com"
+		w := httptest.NewRecorder()
+		s.HTTPSHandler().ServeHTTP(w, r)
+		return w
+	}
+
+	twoAddresses := `<?xml version="1.0"?><!DOCTYPE Autodiscover [<!ENTITY x "y">]><Autodiscover xmlns="` + reqOutlook + `"><Request>` +
+		`<EMailAddress>victim@contoso.com</EMailAddress><EMailAddress>attacker@contoso.com</EMailAddress>` +
+		`<AcceptableResponseSchema>` + respOutlook + `</AcceptableResponseSchema></Request></Autodiscover>`
+	twoRequests := `<Autodiscover xmlns="` + reqOutlook + `"><Request><EMailAddress>victim@contoso.com</EMailAddress></Request>` +
+		`<Request><EMailAddress>attacker@contoso.com</EMailAddress></Request></Autodiscover>`
+	for name, body := range map[string]string{"two addresses": twoAddresses, "two requests": twoRequests} {
+		if w := ask(body); !strings.Contains(w.Body.String(), "<ErrorCode>600</ErrorCode>") {
+			t.Errorf("%s: not error 600:\n%s", name, w.Body)
+		}
+	}
+	if len(sent) != 0 {
+		t.Fatalf("a request about two addresses reached the upstream: %q", sent)
+	}
+
+	dressed := `<?xml version="1.0"?><!DOCTYPE Autodiscover [<!ELEMENT Autodiscover ANY>]><?pi data?><!-- note -->` +
+		`<Autodiscover xmlns="` + reqOutlook + `"><Request><Extra>x</Extra><EMailAddress>Jane@CONTOSO.com</EMailAddress>` +
+		`<AcceptableResponseSchema>` + respOutlook + `</AcceptableResponseSchema></Request></Autodiscover>`
+	if w := ask(dressed); !strings.Contains(w.Body.String(), "<AutoDiscoverSMTPAddress>Jane@contoso.com</AutoDiscoverSMTPAddress>") {
+		t.Errorf("answer:\n%s", w.Body)
+	}
+	want, _ := xmlschema.Request{Namespace: reqOutlook, EMailAddress: "Jane@contoso.com", AcceptableResponseSchema: respOutlook}.Document().WriteToBytes()
+	if len(sent) != 1 || sent[0] != string(want) {
+		t.Errorf("the upstream was sent %q, want only the request built from the parsed fields:\n%s", sent, want)
+	}
+	if w := ask(dressed); w.Code != 200 || len(sent) != 1 {
+		t.Errorf("the same request again was not answered from the cache (%d requests upstream)", len(sent))
+	}
+
+	// An answer about another address than the one asked: the local
+	// answer, and nothing kept that a later request for either could get.
+	other := poxBody(reqOutlook, "other-answer@contoso.com", respOutlook)
+	for range 2 {
+		w := ask(other)
+		if strings.Contains(w.Body.String(), "victim@") || !strings.Contains(w.Body.String(), "other-answer@contoso.com") {
+			t.Errorf("an answer about another address reached the client:\n%s", w.Body)
+		}
+	}
+	if len(sent) != 3 || upstreamCount(s, upInvalid) != 2 {
+		t.Errorf("%d requests upstream (want 3: the other answer was not kept), fallback_invalid %v", len(sent), upstreamCount(s, upInvalid))
+	}
+
+	// An answer that names no address is served, and not kept.
+	nameless := poxBody(reqOutlook, "nameless@contoso.com", respOutlook)
+	for range 2 {
+		if w := ask(nameless); !strings.Contains(w.Body.String(), "outlook.office365.com") || strings.Contains(w.Body.String(), "<User>") {
+			t.Errorf("answer that names no address:\n%s", w.Body)
+		}
+	}
+	if len(sent) != 5 {
+		t.Errorf("%d requests upstream, want 5: an answer that names no address is not kept", len(sent))
 	}
 }

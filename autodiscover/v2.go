@@ -63,35 +63,35 @@ func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 	proto := queryParam(r.URL.RawQuery, "Protocol")
 	if proto == "" || email == "" {
 		rec.outcome = OutcomeBadRequest
-		writeJSON(w, http.StatusBadRequest, v2Error{"MandatoryParameterMissing",
+		s.sendJSON(w, r, http.StatusBadRequest, v2Error{"MandatoryParameterMissing",
 			"A valid value must be provided for the query parameters 'Email' and 'Protocol'."})
 		return
 	}
 	key, name, known := v2Protocol(proto)
 	if !known {
 		rec.outcome = OutcomeUnsupportedProtocol
-		writeJSON(w, http.StatusBadRequest, v2Error{"InvalidProtocol",
+		s.sendJSON(w, r, http.StatusBadRequest, v2Error{"InvalidProtocol",
 			"The given protocol value is invalid. Supported values are '" + v2Supported + "'."})
 		return
 	}
 	addr, err := config.ParseAddress(email)
 	if err != nil {
 		rec.outcome = OutcomeBadAddress
-		writeJSON(w, http.StatusBadRequest, v2Error{"InvalidEmailAddress", "The given e-mail address is not valid."})
+		s.sendJSON(w, r, http.StatusBadRequest, v2Error{"InvalidEmailAddress", "The given e-mail address is not valid."})
 		return
 	}
 	rec.address = addr.String()
 	a := s.site.Load().lookup(addr.Domain)
 	if a == nil {
 		rec.unknownDomain(addr.Domain)
-		writeJSON(w, http.StatusNotFound, v2Error{"InvalidUser", "No configuration is served for this address."})
+		s.sendJSON(w, r, http.StatusNotFound, v2Error{"InvalidUser", "No configuration is served for this address."})
 		return
 	}
 	rec.domain = a.domain.Name
 	u, ok := s.v2URL(a, key)
 	if !ok {
 		rec.outcome = OutcomeUnsupportedProtocol
-		writeJSON(w, http.StatusBadRequest, v2Error{"ProtocolNotSupported",
+		s.sendJSON(w, r, http.StatusBadRequest, v2Error{"ProtocolNotSupported",
 			"The protocol " + name + " is not offered for this domain."})
 		return
 	}
@@ -102,7 +102,7 @@ func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 		name = proto
 	}
 	rec.outcome = OutcomeSettings
-	writeJSON(w, http.StatusOK, v2Answer{Protocol: name, URL: u})
+	s.sendJSON(w, r, http.StatusOK, v2Answer{Protocol: name, URL: u})
 }
 
 func isASCII(s string) bool {

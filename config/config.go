@@ -143,6 +143,17 @@ type Limits struct {
 	// ConnectionsPerListener caps each listener's open connections (read
 	// at start).
 	ConnectionsPerListener int
+	// AnswerMemoryBytes bounds the answers being built or written at
+	// once, in bytes (read at start).
+	AnswerMemoryBytes int
+	// RelayPerMinute bounds the sign-ins relayed to upstreams server-wide:
+	// the backstop that no number of client addresses multiplies.
+	RelayPerMinute int
+	// ClientIPv6Prefix is how many leading bits of an IPv6 address name
+	// one client for the per-client limits: a home or an office is given
+	// a /64 (or more), and picks any address in it. IPv4 addresses are
+	// each a client.
+	ClientIPv6Prefix int
 }
 
 // Default limits: a 16 MiB cache holds 64 of the largest upstream answers
@@ -157,6 +168,13 @@ const (
 	DefaultPagesPerClientPerMinute = 30
 	// A TLS connection holds about 44 KB; clients use one or two each.
 	DefaultConnectionsPerListener = 512
+	// 32 MiB holds eight of the largest SOAP answers and thousands of
+	// ordinary ones.
+	DefaultAnswerMemoryMB = 32
+	// Two sign-ins a second: an office setting up its phones at once stays
+	// under it; a password spray from any number of addresses gets no more.
+	DefaultRelayPerMinute   = 120
+	DefaultClientIPv6Prefix = 64
 )
 
 // Upstream timeout bounds.

@@ -298,6 +298,9 @@ type fileLimits struct {
 	RelayPerAccountPerHour *int `yaml:"relay_per_account_per_hour"`
 	PagesPerClientPerMin   *int `yaml:"pages_per_client_per_minute"`
 	ConnectionsPerListener *int `yaml:"connections_per_listener"`
+	AnswerMemoryMB         *int `yaml:"answer_memory_mb"`
+	RelayPerMinute         *int `yaml:"relay_per_minute"`
+	ClientIPv6Prefix       *int `yaml:"client_ipv6_prefix"`
 }
 
 type fileTLS struct {

@@ -171,16 +171,17 @@ func (v *validator) config(f *file, dir string) *Config {
 }
 
 func (v *validator) limits(f fileLimits) Limits {
-	get := func(p *int, def, max int, key, what string) int {
+	between := func(p *int, def, min, max int, key, what string) int {
 		if p == nil {
 			return def
 		}
-		if *p < 1 || *p > max {
-			v.addf("limits."+key, "%d: use 1 to %d (%s; default %d)", *p, max, what, def)
+		if *p < min || *p > max {
+			v.addf("limits."+key, "%d: use %d to %d (%s; default %d)", *p, min, max, what, def)
 			return def
 		}
 		return *p
 	}
+	get := func(p *int, def, max int, key, what string) int { return between(p, def, 1, max, key, what) }
 	return Limits{
 		UpstreamCacheBytes:     get(f.UpstreamCacheMB, DefaultUpstreamCacheMB, 4096, "upstream_cache_mb", "megabytes of upstream answers kept for a minute") << 20,
 		RelayPerClientPerHour:  get(f.RelayPerClientPerHour, DefaultRelayPerClientPerHour, 100000, "relay_per_client_per_hour", "sign-ins relayed per client IP and hour"),
@@ -188,6 +189,11 @@ func (v *validator) limits(f fileLimits) Limits {
 		PagesPerClientPerMinute: get(f.PagesPerClientPerMin, DefaultPagesPerClientPerMinute, 100000, "pages_per_client_per_minute",
 			"setup pages and profiles per client IP and minute"),
 		ConnectionsPerListener: get(f.ConnectionsPerListener, DefaultConnectionsPerListener, 1000000, "connections_per_listener", "open connections per listener"),
+		// At least twice the largest answer (4 MiB), so that one always fits
+		// in the large answers' share.
+		AnswerMemoryBytes: between(f.AnswerMemoryMB, DefaultAnswerMemoryMB, 8, 65536, "answer_memory_mb", "megabytes of answers being built or written at once") << 20,
+		RelayPerMinute:    get(f.RelayPerMinute, DefaultRelayPerMinute, 1000000, "relay_per_minute", "sign-ins relayed per minute, server-wide"),
+		ClientIPv6Prefix:  between(f.ClientIPv6Prefix, DefaultClientIPv6Prefix, 32, 128, "client_ipv6_prefix", "bits of an IPv6 address that name one client"),
 	}
 }
 

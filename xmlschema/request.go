@@ -35,14 +35,24 @@ func ParseRequest(body []byte) (Request, error) {
 	if root == nil || root.Tag != "Autodiscover" {
 		return Request{}, fmt.Errorf("%w: root element is not Autodiscover", ErrBadRequest)
 	}
-	req := root.SelectElement("Request")
-	if req == nil {
+	reqs := root.SelectElements("Request")
+	switch {
+	case len(reqs) == 0:
 		return Request{}, fmt.Errorf("%w: no Request element", ErrBadRequest)
+	case len(reqs) > 1:
+		return Request{}, fmt.Errorf("%w: more than one Request element", ErrBadRequest)
 	}
 	r := Request{Namespace: root.NamespaceURI()}
-	for _, c := range req.ChildElements() {
+	addresses := 0
+	for _, c := range reqs[0].ChildElements() {
 		switch c.Tag {
 		case "EMailAddress":
+			// A request is about one user (MS-OXDSCLI 3.2.5: one EMailAddress
+			// or LegacyDN); a second address could make an answer for one
+			// user pass for another's.
+			if addresses++; addresses > 1 {
+				return Request{}, fmt.Errorf("%w: more than one EMailAddress", ErrBadRequest)
+			}
 			r.EMailAddress = strings.TrimSpace(c.Text())
 		case "LegacyDN":
 			r.LegacyDN = strings.TrimSpace(c.Text())
@@ -65,7 +75,9 @@ func (r Request) Schema() string {
 	return NSOutlookResponse
 }
 
-// Document renders the request, as sent to an upstream autodiscover.
+// Document renders the request, as sent to an upstream autodiscover: only
+// the parsed fields, whatever else the client's body held (a DTD,
+// comments, processing instructions, other elements).
 func (r Request) Document() *etree.Document {
 	ns := r.Namespace
 	if ns == "" {

@@ -2,6 +2,7 @@ package xmlschema
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -205,62 +206,97 @@ type ServerVersionInfo struct {
 	Version                            string
 }
 
-// Document builds the response envelope.
-func (r *SOAPResponse) Document() *etree.Document {
+// Size is the exact length of the answer Append writes, counted without
+// building it: the answer's cost is known before it is paid.
+func (r *SOAPResponse) Size() int {
+	w := xmlWriter{count: true}
+	r.write(&w)
+	return w.n
+}
+
+// Append writes the response envelope to dst, straight into bytes (no
+// tree), indented as every other answer is.
+func (r *SOAPResponse) Append(dst []byte) []byte {
+	w := xmlWriter{b: slices.Grow(dst, r.Size())}
+	r.write(&w)
+	return w.b
+}
+
+func (r *SOAPResponse) write(w *xmlWriter) {
 	user := r.Operation == OpGetUserSettings
 	kind := "Domain"
 	if user {
 		kind = "User"
 	}
-	doc, body := soapEnvelope(NSAutodiscover+"/Autodiscover/"+r.Operation+"Response", r.Server)
-	msg := body.CreateElement(r.Operation + "ResponseMessage")
-	msg.CreateAttr("xmlns", NSAutodiscover)
-	resp := msg.CreateElement("Response")
-	resp.CreateAttr("xmlns:i", NSSchemaInst)
-	add(resp, "ErrorCode", r.ErrorCode)
-	add(resp, "ErrorMessage", r.ErrorMessage)
-	items := resp.CreateElement(kind + "Responses")
-	for _, it := range r.Items {
-		e := items.CreateElement(kind + "Response")
-		add(e, "ErrorCode", it.ErrorCode)
-		add(e, "ErrorMessage", it.ErrorMessage)
+	w.raw(`<?xml version="1.0" encoding="utf-8"?>` + "\n")
+	w.open("s:Envelope", ` xmlns:s="`+NSSOAP11+`" xmlns:a="`+NSAddressing+`"`)
+	w.open("s:Header", "")
+	w.leaf("a:Action", ` s:mustUnderstand="1"`, NSAutodiscover+"/Autodiscover/"+r.Operation+"Response")
+	if v := r.Server; v != nil {
+		w.open("h:ServerVersionInfo", ` xmlns:h="`+NSAutodiscover+`"`)
+		w.leaf("h:MajorVersion", "", strconv.Itoa(v.MajorVersion))
+		w.leaf("h:MinorVersion", "", strconv.Itoa(v.MinorVersion))
+		w.leaf("h:MajorBuildNumber", "", strconv.Itoa(v.MajorBuildNumber))
+		w.leaf("h:MinorBuildNumber", "", strconv.Itoa(v.MinorBuildNumber))
+		w.leaf("h:Version", "", v.Version)
+		w.close("h:ServerVersionInfo")
+	}
+	w.close("s:Header")
+	w.open("s:Body", "")
+	w.open(r.Operation+"ResponseMessage", ` xmlns="`+NSAutodiscover+`"`)
+	w.open("Response", ` xmlns:i="`+NSSchemaInst+`"`)
+	w.leaf("ErrorCode", "", r.ErrorCode)
+	w.leaf("ErrorMessage", "", r.ErrorMessage)
+	w.list(kind+"Responses", len(r.Items), func(i int) {
+		it := &r.Items[i]
+		w.open(kind+"Response", "")
+		w.leaf("ErrorCode", "", it.ErrorCode)
+		w.leaf("ErrorMessage", "", it.ErrorMessage)
 		if user {
-			e.CreateElement("RedirectTarget").CreateAttr("i:nil", "true")
+			w.leaf("RedirectTarget", ` i:nil="true"`, "")
 		}
-		errs := e.CreateElement(kind + "SettingErrors")
-		for _, se := range it.SettingErrors {
-			x := errs.CreateElement(kind + "SettingError")
-			add(x, "ErrorCode", se.ErrorCode)
-			add(x, "ErrorMessage", se.ErrorMessage)
-			add(x, "SettingName", se.SettingName)
-		}
-		settings := e.CreateElement(kind + "Settings")
-		for _, s := range it.Settings {
-			x := settings.CreateElement(kind + "Setting")
-			add(x, "Name", s.Name)
+		w.list(kind+"SettingErrors", len(it.SettingErrors), func(i int) {
+			se := &it.SettingErrors[i]
+			w.open(kind+"SettingError", "")
+			w.leaf("ErrorCode", "", se.ErrorCode)
+			w.leaf("ErrorMessage", "", se.ErrorMessage)
+			w.leaf("SettingName", "", se.SettingName)
+			w.close(kind + "SettingError")
+		})
+		w.list(kind+"Settings", len(it.Settings), func(i int) {
+			s := &it.Settings[i]
 			switch {
 			case s.Connections != nil:
-				x.CreateAttr("i:type", "ProtocolConnectionCollectionSetting")
-				conns := x.CreateElement("ProtocolConnections")
-				for _, c := range s.Connections {
-					pc := conns.CreateElement("ProtocolConnection")
-					add(pc, "Hostname", c.Hostname)
-					add(pc, "Port", strconv.Itoa(c.Port))
-					add(pc, "EncryptionMethod", c.EncryptionMethod)
-				}
+				w.open(kind+"Setting", ` i:type="ProtocolConnectionCollectionSetting"`)
+				w.leaf("Name", "", s.Name)
+				w.list("ProtocolConnections", len(s.Connections), func(i int) {
+					c := &s.Connections[i]
+					w.open("ProtocolConnection", "")
+					w.leaf("Hostname", "", c.Hostname)
+					w.leaf("Port", "", strconv.Itoa(c.Port))
+					w.leaf("EncryptionMethod", "", c.EncryptionMethod)
+					w.close("ProtocolConnection")
+				})
 			case user:
-				x.CreateAttr("i:type", "StringSetting")
-				add(x, "Value", s.Value)
+				w.open(kind+"Setting", ` i:type="StringSetting"`)
+				w.leaf("Name", "", s.Name)
+				w.leaf("Value", "", s.Value)
 			default:
-				x.CreateAttr("i:type", "DomainStringSetting")
-				add(x, "Value", s.Value)
+				w.open(kind+"Setting", ` i:type="DomainStringSetting"`)
+				w.leaf("Name", "", s.Name)
+				w.leaf("Value", "", s.Value)
 			}
-		}
+			w.close(kind + "Setting")
+		})
 		if !user {
-			e.CreateElement("RedirectTarget").CreateAttr("i:nil", "true")
+			w.leaf("RedirectTarget", ` i:nil="true"`, "")
 		}
-	}
-	return finish(doc)
+		w.close(kind + "Response")
+	})
+	w.close("Response")
+	w.close(r.Operation + "ResponseMessage")
+	w.close("s:Body")
+	w.close("s:Envelope")
 }
 
 // soapEnvelope starts a SOAP 1.1 response with its wsa:Action header and,

@@ -3,6 +3,7 @@ package xmlschema
 import (
 	"encoding/xml"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -171,4 +172,35 @@ func FuzzParseSOAPRequest(f *testing.F) {
 			t.Fatalf("operation %q", r.Operation)
 		}
 	})
+}
+
+// A SOAP answer's Size is known before it is built, and is exactly what
+// Append writes, whatever its text needs escaping; the bytes are
+// well-formed XML.
+func TestSOAPResponseSize(t *testing.T) {
+	odd := "a&b<c>\"d'\te\n\r\x00\xff\uFFFE€"
+	for _, r := range []*SOAPResponse{
+		{Operation: OpGetUserSettings, ErrorCode: SOAPInvalidRequest, ErrorMessage: odd},
+		{Operation: OpGetDomainSettings, ErrorCode: SOAPNoError, Items: []SOAPItem{{ErrorCode: SOAPInvalidDomain}}},
+		{Operation: OpGetUserSettings, ErrorCode: SOAPNoError, Server: &ServerVersionInfo{MajorVersion: 15, Version: odd}, Items: []SOAPItem{
+			{ErrorCode: SOAPNoError, ErrorMessage: odd, SettingErrors: []SettingError{{ErrorCode: SOAPInvalidSetting, SettingName: odd}},
+				Settings: []Setting{{Name: "UserDisplayName", Value: odd}, {Name: "ExternalImap4Connections", Connections: []ProtocolConnection{{Hostname: odd, Port: 993, EncryptionMethod: "SSL"}}}}},
+			{ErrorCode: SOAPInvalidUser, ErrorMessage: "Invalid user."},
+		}},
+	} {
+		b := r.Append([]byte("prefix"))
+		if got := len(b) - len("prefix"); got != r.Size() {
+			t.Errorf("%s: Size() = %d, Append wrote %d", r.Operation, r.Size(), got)
+		}
+		d := xml.NewDecoder(strings.NewReader(string(b[len("prefix"):])))
+		for {
+			_, err := d.Token()
+			if err != nil {
+				if err != io.EOF {
+					t.Errorf("%s: not well-formed: %v\n%s", r.Operation, err, b)
+				}
+				break
+			}
+		}
+	}
 }
