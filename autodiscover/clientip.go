@@ -11,6 +11,15 @@ import (
 // right-most X-Forwarded-For address that is not itself a trusted proxy:
 // what a client writes to the left of that is not believed.
 func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	a := clientAddr(r, trusted)
+	if !a.IsValid() {
+		return "invalid IP"
+	}
+	return a.String()
+}
+
+// clientAddr is clientIP as an address; invalid when the peer's is.
+func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	peer := parseAddr(r.RemoteAddr)
 	if isTrusted(peer, trusted) {
 		// The header's values joined by commas are one list, read right to left.
@@ -26,10 +35,7 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 			}
 		}
 	}
-	if !peer.IsValid() {
-		return "invalid IP"
-	}
-	return peer.String()
+	return peer
 }
 
 // fromTrustedProxy reports whether the peer is a trusted proxy.

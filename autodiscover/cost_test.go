@@ -1,18 +1,25 @@
 package autodiscover
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 )
 
 // askSOAP posts body to the SOAP endpoint.
@@ -162,4 +169,153 @@ func soon(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// A full limiter table makes room by forgetting the bucket used least
+// recently: a new key always gets a bucket, and a key in use keeps its own.
+func TestLimiterTableEvictsLeastRecent(t *testing.T) {
+	var tb limiterTable
+	now := time.Now()
+	active := tb.bucket("active", 1.0/3600, 2)
+	active.AllowN(now, 2) // spent
+	for i := range maxLimiterKeys * 2 {
+		tb.bucket(fmt.Sprint("flood", i), 1.0/3600, 2)
+		if i%1000 == 0 {
+			tb.bucket("active", 1.0/3600, 2) // still in use: moved to the front
+		}
+	}
+	if len(tb.m) != maxLimiterKeys || tb.order.Len() != maxLimiterKeys {
+		t.Errorf("the table holds %d keys (list %d), want %d", len(tb.m), tb.order.Len(), maxLimiterKeys)
+	}
+	if b := tb.bucket("active", 1.0/3600, 2); b != active || b.TokensAt(now) >= 1 {
+		t.Error("a key in use lost its spent bucket to the flood")
+	}
+	if b := tb.bucket("newcomer", 1.0/3600, 2); b.TokensAt(now) != 2 {
+		t.Error("a new key in a full table did not get a full bucket")
+	}
+	if _, ok := tb.m["flood0"]; ok {
+		t.Error("the least recently used key was kept")
+	}
+}
+
+// Relayed sign-ins past a full client table: 12,000 clients (behind a
+// trusted proxy) sign in once each, and a new client is relayed within
+// its own limit; the server-wide ceiling caps what all of them get,
+// whatever their number.
+func TestRelayLimitsFailOpenForNewClients(t *testing.T) {
+	var mu sync.Mutex
+	relayed := map[string]int{}
+	f := startUpstreams(t, map[string]http.HandlerFunc{"upstream.example": func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		relayed[r.Header.Get("Authorization")]++
+		mu.Unlock()
+		w.Header().Add("WWW-Authenticate", "Basic")
+		w.WriteHeader(http.StatusUnauthorized)
+	}})
+	count := func(prefix string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for k, v := range relayed {
+			if strings.HasPrefix(k, prefix) {
+				n += v
+			}
+		}
+		return n
+	}
+	trust := func(s *Server) { s.Config().TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} } // httptest's peer
+	ip := func(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255) }
+
+	s := upstreamProxy(t, f, "      relay_auth: true\nlimits: {relay_per_minute: 1000000, relay_per_account_per_hour: 100000}\n", io.Discard)
+	trust(s)
+	const flood = 12000
+	for i := range flood {
+		askPOXFrom(s, fmt.Sprintf("user%d@contoso.com", i%500), "Basic flood", ip(i))
+	}
+	if n := count("Basic flood"); n != flood {
+		t.Fatalf("%d of %d first sign-ins from distinct clients were relayed", n, flood)
+	}
+	for i := range 30 {
+		askPOXFrom(s, "jane@contoso.com", fmt.Sprintf("Basic new%d", i), "203.0.113.9")
+	}
+	if n := count("Basic new"); n != config.DefaultRelayPerClientPerHour {
+		t.Errorf("a new client after %d others had %d sign-ins relayed, want its own limit of %d", flood, n, config.DefaultRelayPerClientPerHour)
+	}
+
+	s = upstreamProxy(t, f, "      relay_auth: true\nlimits: {relay_per_minute: 50, relay_per_account_per_hour: 100000}\n", io.Discard)
+	trust(s)
+	for i := range 500 {
+		askPOXFrom(s, fmt.Sprintf("user%d@contoso.com", i), "Basic ceiling", ip(i))
+	}
+	if n := count("Basic ceiling"); n != 50 {
+		t.Errorf("500 clients had %d sign-ins relayed in all, want the server-wide 50 a minute", n)
+	}
+}
+
+// Per-client limits key an IPv6 client by its /64 (client_ipv6_prefix):
+// addresses of one /64 share one page limit, another /64 has its own.
+func TestIPv6ClientsByPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		prefix string
+		want   int
+	}{{"", 30}, {"limits: {client_ipv6_prefix: 128}\n", 60}} {
+		cfg, err := config.Parse([]byte(tc.prefix+"trusted_proxies: [192.0.2.0/24]\ndomains:\n  - {name: contoso.com, provider: microsoft365}\n"), "test", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Log = slog.New(slog.DiscardHandler)
+		served := func(client string) bool {
+			r := httptest.NewRequest("GET", "/setup?email=jane%40contoso.com", nil)
+			r.Host = "autodiscover.contoso.com"
+			r.Header.Set("X-Forwarded-For", client)
+			w := httptest.NewRecorder()
+			s.HTTPSHandler().ServeHTTP(w, r)
+			return w.Code == http.StatusOK
+		}
+		n := 0
+		for i := range 60 {
+			if served(fmt.Sprintf("2001:db8:1:2::%x", i+1)) {
+				n++
+			}
+		}
+		if n != tc.want {
+			t.Errorf("%q: %d of 60 pages served to 60 addresses of one /64, want %d", tc.prefix, n, tc.want)
+		}
+		if !served("2001:db8:1:3::1") {
+			t.Errorf("%q: another /64 was refused", tc.prefix)
+		}
+	}
+}
+
+// A request framed with Transfer-Encoding over HTTP/1.1 is answered with
+// Connection: close: whatever a front end made of its framing, nothing
+// after it on the connection is read as another request (RFC 9112 §6.1).
+func TestTransferEncodingClosesConnection(t *testing.T) {
+	s := newTestServer(t, beforeCutoff, io.Discard)
+	srv := httptest.NewServer(s.HTTPHandler())
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	smuggled := "GET /mail/config-v1.1.xml?emailaddress=jane@contoso.com HTTP/1.1\r\nHost: autoconfig.contoso.com\r\n\r\n"
+	fmt.Fprintf(c, "POST /mail/config-v1.1.xml HTTP/1.1\r\nHost: autoconfig.contoso.com\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n%s", 5+len(smuggled), smuggled)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if !resp.Close {
+		t.Error("the answer to a request with Transfer-Encoding does not close the connection")
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if resp, err := http.ReadResponse(br, nil); err == nil {
+		t.Errorf("a second request on the connection was answered: %s", resp.Status)
+	}
 }

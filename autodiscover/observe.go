@@ -64,8 +64,18 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 // observe logs one line per request and counts it.
+//
+// It also closes the connection after a request framed with
+// Transfer-Encoding on HTTP/1.x: net/http reads such a body as chunked
+// even when Content-Length says otherwise, and a front end that framed it
+// by Content-Length would read the rest as another request (request
+// smuggling); RFC 9112 §6.1 asks the server to close the connection after
+// answering. No autodiscover client sends a chunked body.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+			w.Header().Set("Connection", "close")
+		}
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)

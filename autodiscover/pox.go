@@ -155,12 +155,12 @@ func (s *Server) askUpstream(r *http.Request, a *answers, req xmlschema.Request,
 	}
 	if auth != "" {
 		cfg := s.site.Load().cfg
-		client, now := clientIP(r, cfg.TrustedProxies), s.Now()
+		client, now := clientKey(r, cfg), s.Now()
 		if !s.relayLimits.allow(client, strings.ToLower(addr.String()), cfg.Limits, now) {
 			if s.relayLimits.warnNow(client, now) {
 				s.Log.Warn("relayed sign-ins over the limit: the local answer is served to this client (logged once a minute)",
 					"client", client, "domain", a.domain.Name, "relay_per_client_per_hour", cfg.Limits.RelayPerClientPerHour,
-					"relay_per_account_per_hour", cfg.Limits.RelayPerAccountPerHour)
+					"relay_per_account_per_hour", cfg.Limits.RelayPerAccountPerHour, "relay_per_minute", cfg.Limits.RelayPerMinute)
 			}
 			return upstreamAnswer{}, upRateLimited, errors.New("relay limit reached")
 		}

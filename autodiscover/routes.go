@@ -179,7 +179,7 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 func (s *Server) limitPages(d Dialect, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		cfg := s.site.Load().cfg
-		if s.pageLimits.allow(clientIP(r, cfg.TrustedProxies), cfg.Limits.PagesPerClientPerMinute, s.Now()) {
+		if s.pageLimits.allow(clientKey(r, cfg), cfg.Limits.PagesPerClientPerMinute, s.Now()) {
 			select {
 			case s.pageSlots <- struct{}{}:
 				defer func() { <-s.pageSlots }()
