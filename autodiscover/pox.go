@@ -50,6 +50,11 @@ var errorTemplates = func() map[errorKey]*xmlschema.Template {
 func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect = DialectPOX
+	release, ok := s.reserve(w, r, parseCost(r, maxPOXBody))
+	if !ok {
+		return
+	}
+	defer release()
 	body, err := readBody(w, r, maxPOXBody)
 	if err != nil {
 		rec.outcome = OutcomeBadRequest

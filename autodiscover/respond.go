@@ -38,6 +38,22 @@ func writeBody(w http.ResponseWriter, status int, contentType, cacheControl stri
 	w.Write(b)
 }
 
+// parseBytesPerByte is what reading and parsing one byte of an XML body
+// costs at most: etree's tree of a body of nothing but empty elements
+// (<b/><b/>...) takes 67 times the body's size, text and attributes less.
+const parseBytesPerByte = 68
+
+// parseCost is the memory a body of at most limit bytes costs to read and
+// parse: by its Content-Length when it has one (net/http reads no more),
+// else as if it were limit bytes.
+func parseCost(r *http.Request, limit int64) int {
+	n := limit
+	if r.ContentLength >= 0 && r.ContentLength < limit {
+		n = r.ContentLength
+	}
+	return int(n) * parseBytesPerByte
+}
+
 // readBody reads a request body of at most limit bytes; past that it
 // fails, and net/http closes the connection after the answer.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {

@@ -39,6 +39,11 @@ const (
 func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect = DialectSOAP
+	release, ok := s.reserve(w, r, parseCost(r, maxPOXBody))
+	if !ok {
+		return
+	}
+	defer release()
 	body, err := readBody(w, r, maxPOXBody)
 	if err != nil {
 		rec.outcome = OutcomeBadRequest
@@ -73,15 +78,15 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 	rec.outcome = OutcomeSettings
 	if resp.ErrorCode != xmlschema.SOAPNoError {
 		rec.outcome = OutcomeBadRequest
-	} else if len(resp.Items) > 0 && resp.Items[0].ErrorCode != xmlschema.SOAPNoError {
+	} else if rec.domain == "" {
 		rec.outcome = OutcomeUnknownDomain
 	}
 	size := resp.Size()
-	release, ok := s.reserve(w, r, size)
+	releaseAnswer, ok := s.reserve(w, r, size)
 	if !ok {
 		return
 	}
-	defer release()
+	defer releaseAnswer()
 	writeXML(w, resp.Append(make([]byte, 0, size)))
 }
 
@@ -153,74 +158,85 @@ func invalidItems(op string, items int, what string) *xmlschema.SOAPResponse {
 	return nil
 }
 
+// userSettings answers GetUserSettings. Each user's item is made while
+// the answer is written (twice: measured, then built); only the parsed
+// addresses are kept here.
 func (st *site) userSettings(mailboxes, names []string, rec *record) *xmlschema.SOAPResponse {
 	op := xmlschema.OpGetUserSettings
 	if bad := invalidItems(op, len(mailboxes), "user"); bad != nil {
 		return bad
 	}
-	resp := &xmlschema.SOAPResponse{Operation: op, ErrorCode: xmlschema.SOAPNoError}
-	for _, mbx := range mailboxes {
+	type user struct {
+		addr config.Address
+		a    *answers // nil: a bad address or an unknown domain
+	}
+	users := make([]user, len(mailboxes))
+	for i, mbx := range mailboxes {
 		addr, err := config.ParseAddress(mbx)
-		var a *answers
-		if err == nil {
-			a = st.lookup(addr.Domain)
-			if rec.address == "" {
-				rec.address, rec.asked = addr.String(), addr.Domain
-			}
-		}
-		if a == nil {
-			// The same answer for a bad address and an unknown domain: it
-			// tells nothing about which mailboxes exist.
-			resp.Items = append(resp.Items, xmlschema.SOAPItem{ErrorCode: xmlschema.SOAPInvalidUser, ErrorMessage: "Invalid user."})
+		if err != nil {
 			continue
 		}
-		if rec.domain == "" {
+		users[i] = user{addr, st.lookup(addr.Domain)}
+		if rec.address == "" {
+			rec.address, rec.asked = addr.String(), addr.Domain
+		}
+		if a := users[i].a; a != nil && rec.domain == "" {
 			rec.domain = a.domain.Name
 		}
-		resp.Items = append(resp.Items, settingsItem(names, func(name string) (xmlschema.Setting, bool) {
-			return userSetting(name, a.domain, addr)
-		}))
 	}
-	return resp
+	return &xmlschema.SOAPResponse{Operation: op, ErrorCode: xmlschema.SOAPNoError, Items: len(users), Item: func(i int, it *xmlschema.SOAPItem) {
+		u := users[i]
+		if u.a == nil {
+			// The same answer for a bad address and an unknown domain: it
+			// tells nothing about which mailboxes exist.
+			it.ErrorCode, it.ErrorMessage = xmlschema.SOAPInvalidUser, "Invalid user."
+			return
+		}
+		settingsItem(it, names, func(name string) (xmlschema.Setting, bool) {
+			return userSetting(name, u.a.domain, u.addr)
+		})
+	}}
 }
 
+// domainSettings answers GetDomainSettings, likewise item by item.
 func (st *site) domainSettings(domains, names []string, rec *record) *xmlschema.SOAPResponse {
 	op := xmlschema.OpGetDomainSettings
 	if bad := invalidItems(op, len(domains), "domain"); bad != nil {
 		return bad
 	}
-	resp := &xmlschema.SOAPResponse{Operation: op, ErrorCode: xmlschema.SOAPNoError}
-	for _, name := range domains {
-		a := st.lookup(name)
+	found := make([]*answers, len(domains))
+	for i, name := range domains {
+		found[i] = st.lookup(name)
 		if rec.asked == "" {
 			rec.asked = name
 		}
-		if a == nil {
-			resp.Items = append(resp.Items, xmlschema.SOAPItem{ErrorCode: xmlschema.SOAPInvalidDomain, ErrorMessage: "Invalid domain."})
-			continue
-		}
-		if rec.domain == "" {
+		if a := found[i]; a != nil && rec.domain == "" {
 			rec.domain = a.domain.Name
 		}
-		resp.Items = append(resp.Items, settingsItem(names, func(name string) (xmlschema.Setting, bool) {
-			return domainSetting(name, a.domain)
-		}))
 	}
-	return resp
+	return &xmlschema.SOAPResponse{Operation: op, ErrorCode: xmlschema.SOAPNoError, Items: len(found), Item: func(i int, it *xmlschema.SOAPItem) {
+		a := found[i]
+		if a == nil {
+			it.ErrorCode, it.ErrorMessage = xmlschema.SOAPInvalidDomain, "Invalid domain."
+			return
+		}
+		settingsItem(it, names, func(name string) (xmlschema.Setting, bool) {
+			return domainSetting(name, a.domain)
+		})
+	}}
 }
 
-// settingsItem is one user's or domain's answer: each requested setting's
-// value, or its error.
-func settingsItem(names []string, value func(name string) (xmlschema.Setting, bool)) xmlschema.SOAPItem {
-	item := xmlschema.SOAPItem{ErrorCode: xmlschema.SOAPNoError, ErrorMessage: "No error."}
+// settingsItem fills one user's or domain's answer: each requested
+// setting's value, or its error.
+func settingsItem(it *xmlschema.SOAPItem, names []string, value func(name string) (xmlschema.Setting, bool)) {
+	it.ErrorCode, it.ErrorMessage = xmlschema.SOAPNoError, "No error."
 	for _, name := range names {
 		if v, ok := value(name); ok {
-			item.Settings = append(item.Settings, v)
+			it.Settings = append(it.Settings, v)
 		} else {
-			item.SettingErrors = append(item.SettingErrors, settingError(name))
+			it.SettingErrors = append(it.SettingErrors, settingError(name))
 		}
 	}
-	return item
 }
 
 // definedSettings are the setting names Exchange defines ([MS-OXWSADISC]

@@ -190,7 +190,11 @@ type SOAPResponse struct {
 	Operation    string
 	ErrorCode    string
 	ErrorMessage string
-	Items        []SOAPItem
+	// Items is how many UserResponses or DomainResponses there are, and
+	// Item fills it with the i-th, reusing its slices: the answer is
+	// written one item at a time, and never held whole as values.
+	Items int
+	Item  func(i int, it *SOAPItem)
 	// Server is the ServerVersionInfo header; nil leaves it out.
 	Server *ServerVersionInfo
 }
@@ -247,8 +251,11 @@ func (r *SOAPResponse) write(w *xmlWriter) {
 	w.open("Response", ` xmlns:i="`+NSSchemaInst+`"`)
 	w.leaf("ErrorCode", "", r.ErrorCode)
 	w.leaf("ErrorMessage", "", r.ErrorMessage)
-	w.list(kind+"Responses", len(r.Items), func(i int) {
-		it := &r.Items[i]
+	var it SOAPItem
+	w.list(kind+"Responses", r.Items, func(i int) {
+		it.ErrorCode, it.ErrorMessage = "", ""
+		it.SettingErrors, it.Settings = it.SettingErrors[:0], it.Settings[:0]
+		r.Item(i, &it)
 		w.open(kind+"Response", "")
 		w.leaf("ErrorCode", "", it.ErrorCode)
 		w.leaf("ErrorMessage", "", it.ErrorMessage)

@@ -174,6 +174,17 @@ func FuzzParseSOAPRequest(f *testing.F) {
 	})
 }
 
+// withItems gives r these items.
+func withItems(r *SOAPResponse, items ...SOAPItem) *SOAPResponse {
+	r.Items = len(items)
+	r.Item = func(i int, it *SOAPItem) {
+		it.ErrorCode, it.ErrorMessage = items[i].ErrorCode, items[i].ErrorMessage
+		it.SettingErrors = append(it.SettingErrors, items[i].SettingErrors...)
+		it.Settings = append(it.Settings, items[i].Settings...)
+	}
+	return r
+}
+
 // A SOAP answer's Size is known before it is built, and is exactly what
 // Append writes, whatever its text needs escaping; the bytes are
 // well-formed XML.
@@ -181,12 +192,11 @@ func TestSOAPResponseSize(t *testing.T) {
 	odd := "a&b<c>\"d'\te\n\r\x00\xff\uFFFE€"
 	for _, r := range []*SOAPResponse{
 		{Operation: OpGetUserSettings, ErrorCode: SOAPInvalidRequest, ErrorMessage: odd},
-		{Operation: OpGetDomainSettings, ErrorCode: SOAPNoError, Items: []SOAPItem{{ErrorCode: SOAPInvalidDomain}}},
-		{Operation: OpGetUserSettings, ErrorCode: SOAPNoError, Server: &ServerVersionInfo{MajorVersion: 15, Version: odd}, Items: []SOAPItem{
-			{ErrorCode: SOAPNoError, ErrorMessage: odd, SettingErrors: []SettingError{{ErrorCode: SOAPInvalidSetting, SettingName: odd}},
+		withItems(&SOAPResponse{Operation: OpGetDomainSettings, ErrorCode: SOAPNoError}, SOAPItem{ErrorCode: SOAPInvalidDomain}),
+		withItems(&SOAPResponse{Operation: OpGetUserSettings, ErrorCode: SOAPNoError, Server: &ServerVersionInfo{MajorVersion: 15, Version: odd}},
+			SOAPItem{ErrorCode: SOAPNoError, ErrorMessage: odd, SettingErrors: []SettingError{{ErrorCode: SOAPInvalidSetting, SettingName: odd}},
 				Settings: []Setting{{Name: "UserDisplayName", Value: odd}, {Name: "ExternalImap4Connections", Connections: []ProtocolConnection{{Hostname: odd, Port: 993, EncryptionMethod: "SSL"}}}}},
-			{ErrorCode: SOAPInvalidUser, ErrorMessage: "Invalid user."},
-		}},
+			SOAPItem{ErrorCode: SOAPInvalidUser, ErrorMessage: "Invalid user."}),
 	} {
 		b := r.Append([]byte("prefix"))
 		if got := len(b) - len("prefix"); got != r.Size() {

@@ -43,6 +43,7 @@ type fakeUpstream struct {
 	mu     sync.Mutex
 	auth   map[string]int // Authorization values received
 	hits   map[string]int // requests per address
+	bodies []string       // every request body received
 }
 
 var emailElement = regexp.MustCompile(`<EMailAddress>([^<]*)</EMailAddress>`)
@@ -59,6 +60,7 @@ func startFakeUpstream(t *testing.T) *fakeUpstream {
 		addr := string(m[1])
 		f.mu.Lock()
 		f.hits[addr]++
+		f.bodies = append(f.bodies, string(body))
 		if a := r.Header.Get("Authorization"); a != "" {
 			f.auth[a]++
 		}
@@ -119,7 +121,7 @@ func startBinary(t *testing.T, env []string, args ...string) *running {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	r := &running{stderr: stderr}
+	r := &running{stderr: stderr, pid: cmd.Process.Pid}
 	var once sync.Once
 	r.stop = func() int {
 		code := 0

@@ -49,6 +49,7 @@ type running struct {
 	https, http, admin string
 	stderr             *syncBuffer
 	stop               func() int // cancels and returns the exit status
+	pid                int        // the process, when it has its own (startBinary)
 }
 
 // announced reads the listeners' addresses from serve's start-up line in
