@@ -447,7 +447,9 @@ func TestHostileRotatingIPv6(t *testing.T) {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
 		return &http.Client{Timeout: time.Minute, Transport: &http.Transport{
 			DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return d.DialContext(ctx, network, addr) },
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return d.DialContext(ctx, network, addr)
+			},
 		}}
 	}
 	page := func(src string) int {
