@@ -21,6 +21,9 @@ var autoconfigPaths = []string{
 // Android may omit it), from the Host header less "autoconfig.". The
 // document is the same for every user of a domain: logins use
 // Thunderbird's own placeholders.
+//
+// Cost: no body; the answer the domain's compiled document for the
+// period (a few KiB), the same for every address.
 func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect = DialectAutoconfig

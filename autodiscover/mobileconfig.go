@@ -140,6 +140,10 @@ func reverseDNS(domain string) string {
 // mobileconfig answers GET /mobileconfig?email=<addr>[&type=eas|imap] and
 // /mobileconfig/<addr>.mobileconfig: an Apple configuration profile, for
 // iPhone, iPad and Mac users (the setup page links to it).
+//
+// Cost: at most limits.pages_per_client_per_minute a client and half the
+// CPUs at once (limitPages); no body; the answer a profile of a few KiB
+// plus its signature and certificate chain, from the answer budget.
 func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect = DialectApple

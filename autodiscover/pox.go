@@ -45,8 +45,14 @@ var errorTemplates = func() map[errorKey]*xmlschema.Template {
 
 // pox answers POST /autodiscover/autodiscover.xml (MS-OXDSCLI 3.2.5; MS-ASCMD
 // 2.2.1.1 for the mobilesync schema). Every answer, errors included, is
-// HTTP 200 with an XML document. Authorization is never read: we never
-// prompt for or check credentials.
+// HTTP 200 with an XML document. We never prompt for or check
+// credentials; Authorization is read only to relay it to a domain's
+// upstream under relay_auth (askUpstream).
+//
+// Cost: a body of at most maxPOXBody, whose parse (parseCost) is taken
+// from the answer budget before it is read; the answer a compiled
+// template with the address filled in (a few KiB) or an upstream answer
+// of at most maxUpstreamBody, taken from the budget as it is written.
 func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect = DialectPOX

@@ -128,6 +128,11 @@ func tableRows(l *catalogue, rows []settingRow) template.HTML {
 // ?email= the per-client instructions and the settings table. It reveals
 // nothing about which mailboxes exist: every address of a served domain
 // gets the same page.
+//
+// Cost: at most limits.pages_per_client_per_minute a client and half the
+// CPUs at once (limitPages); no body; the page a cached skeleton of about
+// 12 KiB with the address's parts filled in (its QR code cached by URL),
+// from the answer budget.
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect, rec.outcome = DialectSetup, OutcomeForm

@@ -53,6 +53,9 @@ type v2Error struct {
 // /autodiscover/autodiscover.json/v1.0/<addr>?Protocol=. Anonymous. The URL
 // answered always comes from the config, never from the query: scanners
 // send ProxyShell-style "autodiscover.json?@..." probes.
+//
+// Cost: no body; the answer one JSON object naming one configured URL or
+// error (under 1 KiB), whatever the query.
 func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect = DialectJSON

@@ -25,6 +25,9 @@ func TestDefault(t *testing.T) {
 	if _, ok := c.Lookup("example.net"); ok {
 		t.Error("default config answers for example.net")
 	}
+	if l := c.Limits; l.AnswerMemoryBytes != 32<<20 || l.RelayPerMinute != 120 || l.ClientIPv6Prefix != 64 {
+		t.Errorf("default cost limits: %+v", l)
+	}
 }
 
 func TestParseValid(t *testing.T) {
@@ -186,6 +189,8 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", []string{"empty config"}},
 		{"bad limits", "limits: {relay_per_client_per_hour: 0, upstream_cache_mb: 99999}\ndomains:\n  - name: a.com\n    provider: microsoft365\n",
 			[]string{"test.yaml:1: limits.relay_per_client_per_hour: 0: use 1 to 100000", "limits.upstream_cache_mb: 99999: use 1 to 4096"}},
+		{"bad cost limits", "limits: {answer_memory_mb: 4, relay_per_minute: 0, client_ipv6_prefix: 16}\ndomains:\n  - name: a.com\n    provider: microsoft365\n",
+			[]string{"limits.answer_memory_mb: 4: use 8 to 65536", "limits.relay_per_minute: 0: use 1 to 1000000", "limits.client_ipv6_prefix: 16: use 32 to 128"}},
 		{"no domains", "tls: {}\n", []string{"no domains configured"}},
 		{"bad port", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap:\n      port: 99999\n", []string{"test.yaml:5: domains[0].imap.port: 99999 is not a TCP port"}},
 		{"port not a number", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap: {port: abc}\n", []string{`test.yaml:4: domains[0].imap.port: "abc" is not a whole number here`}},
