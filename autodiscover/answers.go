@@ -95,25 +95,16 @@ func domainValues(d *config.Domain) []string {
 const ttlHours = 1
 
 // compiler renders each distinct document once per config load.
+//
+// A document is built from its shape alone (outlookShape, autoconfigShape),
+// never from the domain: the shape is both the builder's only input and
+// the key under which the template is shared. A new field that shapes a
+// document is then part of the key by construction, and two domains share
+// a template exactly when their documents are the same but for their
+// slots (TestSharedTemplatesMatchFresh builds every domain both ways).
 type compiler struct {
-	templates map[templateKey]*xmlschema.Template
-	statics   map[string][]byte // outlook redirects, by URL
-}
-
-// templateKey is everything that shapes a document besides its slots:
-// two domains with equal keys share the template.
-type templateKey struct {
-	document   string // "outlook", "mobilesync" or "autoconfig"
-	imap, pop3 serverShape
-	smtp       serverShape
-	ews        bool // EWS entries (EXCH/EXPR; autoconfig's ews/exchange)
-	oab        bool
-	eas        bool
-	// Autoconfig only.
-	provider string
-	login    string
-	smtpAuth string // the SMTP methods offered, comma-separated
-	names    int    // the domain and its aliases
+	templates map[any]*xmlschema.Template // by outlookShape, autoconfigShape, mobileSyncShape
+	statics   map[string][]byte           // outlook redirects, by URL
 }
 
 // serverShape is what a server contributes to a document's shape: host
@@ -131,34 +122,55 @@ func shapeOf(s *config.Server) serverShape {
 	return serverShape{true, s.Port, s.Security}
 }
 
-func newCompiler() *compiler {
-	return &compiler{templates: map[templateKey]*xmlschema.Template{}, statics: map[string][]byte{}}
+// outlookShape is what shapes an outlook 2006a settings answer.
+type outlookShape struct {
+	imap, pop3, smtp serverShape
+	exchange         bool // EXCH and EXPR entries (EWS offered, and wanted)
+	oab              bool // an OABUrl in them
 }
 
-func (c *compiler) template(key templateKey, build func() *etree.Document) (*xmlschema.Template, error) {
-	if t, ok := c.templates[key]; ok {
+// autoconfigShape is what shapes a Thunderbird document.
+type autoconfigShape struct {
+	imap, pop3, smtp serverShape
+	provider         *config.Preset // its sign-in methods, OAuth2 block, documentation
+	login            string         // the login-name form
+	smtpAuth         string         // the SMTP methods offered, comma-separated
+	ews, eas         bool           // the EWS entries, and an ActiveSync URL in them
+	names            int            // the domain and its aliases
+}
+
+// mobileSyncShape is what shapes a mobilesync answer: nothing but its
+// slots.
+type mobileSyncShape struct{}
+
+func newCompiler() *compiler {
+	return &compiler{templates: map[any]*xmlschema.Template{}, statics: map[string][]byte{}}
+}
+
+// shared is the template of a shape, built by build from that
+// shape the first time.
+func shared[S comparable](c *compiler, shape S, build func(S) *etree.Document) (*xmlschema.Template, error) {
+	if t, ok := c.templates[shape]; ok {
 		return t, nil
 	}
-	t, err := xmlschema.NewTemplate(build())
+	t, err := xmlschema.NewTemplate(build(shape))
 	if err != nil {
 		return nil, err
 	}
-	c.templates[key] = t
+	c.templates[shape] = t
 	return t, nil
 }
 
 func (c *compiler) compile(d *config.Domain) (*answers, error) {
 	a := &answers{domain: d, values: domainValues(d)}
-	servers := templateKey{imap: shapeOf(d.IMAP), pop3: shapeOf(d.POP3), smtp: shapeOf(d.SMTP)}
-	outlook := servers
-	outlook.document, outlook.ews, outlook.oab = "outlook", d.EWSURL != "", d.OABURL != ""
+	imap, pop3, smtp := shapeOf(d.IMAP), shapeOf(d.POP3), shapeOf(d.SMTP)
+	outlook := outlookShape{imap: imap, pop3: pop3, smtp: smtp, exchange: d.EWSURL != "", oab: d.EWSURL != "" && d.OABURL != ""}
 	var err error
-	if a.outlook, err = c.template(outlook, func() *etree.Document { return outlookSettings(d, true).Document() }); err != nil {
+	if a.outlook, err = shared(c, outlook, outlookDocument); err != nil {
 		return nil, fmt.Errorf("domain %s: outlook answer: %w", d.Name, err)
 	}
-	desktop := servers
-	desktop.document = "outlook"
-	if a.outlookDesktop, err = c.template(desktop, func() *etree.Document { return outlookSettings(d, false).Document() }); err != nil {
+	outlook.exchange, outlook.oab = false, false
+	if a.outlookDesktop, err = shared(c, outlook, outlookDocument); err != nil {
 		return nil, fmt.Errorf("domain %s: outlook answer: %w", d.Name, err)
 	}
 	if d.OutlookExchange == config.OutlookRedirect {
@@ -171,11 +183,10 @@ func (c *compiler) compile(d *config.Domain) (*answers, error) {
 		}
 	}
 	if d.ActiveSyncURL != "" {
-		if a.mobilesync, err = c.template(templateKey{document: "mobilesync"}, func() *etree.Document { return mobileSync().Document() }); err != nil {
+		if a.mobilesync, err = shared(c, mobileSyncShape{}, mobileSyncDocument); err != nil {
 			return nil, fmt.Errorf("domain %s: mobilesync answer: %w", d.Name, err)
 		}
 	}
-	n := 1 + len(d.Aliases)
 	// One document per period: from the start, then from each change on.
 	periods := append([]time.Time{{}}, d.Changes()...)
 	for i, from := range periods {
@@ -183,11 +194,10 @@ func (c *compiler) compile(d *config.Domain) (*answers, error) {
 		if i == 0 && len(periods) > 1 {
 			at = periods[1].Add(-1)
 		}
-		auth, ews := d.SMTPAuth(at), d.EWSInAutoconfig(at)
-		key := servers
-		key.document, key.provider, key.login, key.smtpAuth, key.names = "autoconfig", d.Provider.Name, d.LoginName, strings.Join(auth, ","), n
-		key.ews, key.eas = ews, ews && d.ActiveSyncURL != ""
-		t, err := c.template(key, func() *etree.Document { return thunderbird(d, auth, ews, n).Document() })
+		ews := d.EWSInAutoconfig(at)
+		shape := autoconfigShape{imap: imap, pop3: pop3, smtp: smtp, provider: d.Provider, login: d.LoginName,
+			smtpAuth: strings.Join(d.SMTPAuth(at), ","), ews: ews, eas: ews && d.ActiveSyncURL != "", names: len(d.Names())}
+		t, err := shared(c, shape, thunderbirdDocument)
 		if err != nil {
 			return nil, fmt.Errorf("domain %s: autoconfig: %w", d.Name, err)
 		}
@@ -196,22 +206,22 @@ func (c *compiler) compile(d *config.Domain) (*answers, error) {
 	return a, nil
 }
 
-func mobileSync() *xmlschema.MobileSyncResponse {
+func mobileSyncDocument(mobileSyncShape) *etree.Document {
 	url := xmlschema.Slot(slotActiveSyncURL)
-	return &xmlschema.MobileSyncResponse{
+	return (&xmlschema.MobileSyncResponse{
 		Culture:      "en:us",
 		DisplayName:  xmlschema.Slot(slotDisplayName),
 		EMailAddress: xmlschema.Slot(slotAddress),
 		Servers:      []xmlschema.MobileSyncServer{{Type: "MobileSync", URL: url, Name: url}},
-	}
+	}).Document()
 }
 
-// outlookSettings is the outlook 2006a settings answer with slots for the
-// user's parts; exchange adds EXCH and EXPR where EWS is offered.
-func outlookSettings(d *config.Domain, exchange bool) *xmlschema.OutlookResponse {
+// outlookDocument is the outlook 2006a settings answer with slots for the
+// user's and the domain's parts.
+func outlookDocument(s outlookShape) *etree.Document {
 	login := xmlschema.Slot(slotLogin)
 	var protos []xmlschema.Protocol
-	if exchange && d.EWSURL != "" {
+	if s.exchange {
 		// First, as in Exchange's own answers: some clients read only the
 		// first Protocol (evolution-data-server's GNOME Online Accounts
 		// module takes ASUrl and OABUrl from it). exchangelib reads EwsUrl
@@ -221,7 +231,7 @@ func outlookSettings(d *config.Domain, exchange bool) *xmlschema.OutlookResponse
 		// the config knows it (Microsoft 365's is per tenant).
 		host, ews := xmlschema.Slot(slotEWSHost), xmlschema.Slot(slotEWSURL)
 		oab := ""
-		if d.OABURL != "" {
+		if s.oab {
 			oab = xmlschema.Slot(slotOABURL)
 		}
 		protos = append(protos,
@@ -229,37 +239,37 @@ func outlookSettings(d *config.Domain, exchange bool) *xmlschema.OutlookResponse
 			xmlschema.Protocol{Type: xmlschema.TypeEXPR, Server: host, SSL: xmlschema.On, ASUrl: ews, EwsURL: ews, OABUrl: oab},
 		)
 	}
-	for _, s := range []struct {
-		typ  string
-		srv  *config.Server
-		host int
-	}{{xmlschema.TypeIMAP, d.IMAP, slotIMAPHost}, {xmlschema.TypePOP3, d.POP3, slotPOP3Host}, {xmlschema.TypeSMTP, d.SMTP, slotSMTPHost}} {
-		if s.srv != nil {
-			protos = append(protos, poxProtocol(s.typ, s.srv, xmlschema.Slot(s.host), login))
+	for _, p := range []struct {
+		typ   string
+		shape serverShape
+		host  int
+	}{{xmlschema.TypeIMAP, s.imap, slotIMAPHost}, {xmlschema.TypePOP3, s.pop3, slotPOP3Host}, {xmlschema.TypeSMTP, s.smtp, slotSMTPHost}} {
+		if p.shape.present {
+			protos = append(protos, poxProtocol(p.typ, p.shape, xmlschema.Slot(p.host), login))
 		}
 	}
-	return &xmlschema.OutlookResponse{
+	return (&xmlschema.OutlookResponse{
 		User: &xmlschema.User{
 			DisplayName:             xmlschema.Slot(slotDisplayName),
 			AutoDiscoverSMTPAddress: xmlschema.Slot(slotAddress),
 		},
 		Account: xmlschema.Account{AccountType: "email", Action: xmlschema.ActionSettings, Protocols: protos},
-	}
+	}).Document()
 }
 
-func poxProtocol(typ string, s *config.Server, host, login string) xmlschema.Protocol {
+func poxProtocol(typ string, s serverShape, host, login string) xmlschema.Protocol {
 	p := xmlschema.Protocol{
 		Type:      typ,
 		Server:    host,
-		Port:      s.Port,
+		Port:      s.port,
 		LoginName: login,
 		// DomainName is not used: the login name is complete.
 		DomainRequired: xmlschema.Off,
 		// SPA defaults to on when left out, which would make clients try
 		// NTLM/encrypted passwords (MS-OXDSCLI 2.2.4.1.1.2.1.3.16): always off.
 		SPA:          xmlschema.Off,
-		SSL:          wordsFor[s.Security].poxSSL,
-		Encryption:   wordsFor[s.Security].poxEncryption,
+		SSL:          wordsFor[s.security].poxSSL,
+		Encryption:   wordsFor[s.security].poxEncryption,
 		AuthRequired: xmlschema.On,
 		TTL:          ttlHours,
 	}
@@ -272,34 +282,38 @@ func outlookRedirect(u string) *xmlschema.OutlookResponse {
 	}}
 }
 
-// thunderbird is the config-v1.1.xml document for domains of n names, with
-// the domain's parts as slots. Its login names use Thunderbird's own
-// placeholders, so it is the same for every user.
-func thunderbird(d *config.Domain, smtpAuth []string, ews bool, n int) *xmlschema.ClientConfig {
-	p := d.Provider
+// thunderbirdDocument is the config-v1.1.xml document, with the domain's
+// parts as slots. Its login names use Thunderbird's own placeholders, so
+// it is the same for every user.
+func thunderbirdDocument(s autoconfigShape) *etree.Document {
+	p := s.provider
 	ep := xmlschema.EmailProvider{
 		ID:               xmlschema.Slot(slotProviderID),
 		DisplayName:      xmlschema.Slot(slotDomainDisplay),
 		DisplayShortName: xmlschema.Slot(slotDomainDisplay),
 	}
-	for i := range n {
+	for i := range s.names {
 		ep.Domains = append(ep.Domains, xmlschema.Slot(slotDomains+i))
 	}
-	if d.IMAP != nil {
-		ep.IncomingServers = append(ep.IncomingServers, incoming("imap", d.IMAP, xmlschema.Slot(slotIMAPHost), d.LoginName, p.IncomingAuth))
+	if s.imap.present {
+		ep.IncomingServers = append(ep.IncomingServers, incoming("imap", s.imap, xmlschema.Slot(slotIMAPHost), s.login, p.IncomingAuth))
 	}
-	if d.POP3 != nil {
-		s := incoming("pop3", d.POP3, xmlschema.Slot(slotPOP3Host), d.LoginName, p.IncomingAuth)
-		s.LeaveMessagesOnServer = true
-		ep.IncomingServers = append(ep.IncomingServers, s)
+	if s.pop3.present {
+		in := incoming("pop3", s.pop3, xmlschema.Slot(slotPOP3Host), s.login, p.IncomingAuth)
+		in.LeaveMessagesOnServer = true
+		ep.IncomingServers = append(ep.IncomingServers, in)
 	}
-	if ews {
+	if s.ews {
 		// After IMAP and POP3, so that they stay the default choice.
-		ep.IncomingServers = append(ep.IncomingServers, exchangeEntries(d, p.IncomingAuth)...)
+		ep.IncomingServers = append(ep.IncomingServers, exchangeEntries(s, p.IncomingAuth)...)
+	}
+	var smtpAuth []string
+	if s.smtpAuth != "" {
+		smtpAuth = strings.Split(s.smtpAuth, ",")
 	}
 	ep.OutgoingServers = []xmlschema.OutgoingServer{{
-		Hostname: xmlschema.Slot(slotSMTPHost), Port: d.SMTP.Port, SocketType: wordsFor[d.SMTP.Security].socketType,
-		Username: d.LoginName, Authentication: smtpAuth,
+		Hostname: xmlschema.Slot(slotSMTPHost), Port: s.smtp.port, SocketType: wordsFor[s.smtp.security].socketType,
+		Username: s.login, Authentication: smtpAuth,
 	}}
 	if p.DocumentationURL != "" {
 		ep.Documentation = []xmlschema.Documentation{{
@@ -310,27 +324,27 @@ func thunderbird(d *config.Domain, smtpAuth []string, ews bool, n int) *xmlschem
 	if o := p.OAuth2; o != nil {
 		c.OAuth2 = &xmlschema.OAuth2{Issuer: o.Issuer, Scope: o.Scope, AuthURL: o.AuthURL, TokenURL: o.TokenURL}
 	}
-	return c
+	return c.Document()
 }
 
-func incoming(typ string, s *config.Server, host, login string, auth []string) xmlschema.IncomingServer {
+func incoming(typ string, s serverShape, host, login string, auth []string) xmlschema.IncomingServer {
 	return xmlschema.IncomingServer{
-		Type: typ, Hostname: host, Port: s.Port, SocketType: wordsFor[s.Security].socketType,
+		Type: typ, Hostname: host, Port: s.port, SocketType: wordsFor[s.security].socketType,
 		Username: login, Authentication: auth,
 	}
 }
 
 // exchangeEntries are the EWS entries of a Thunderbird document, in both
 // forms current Thunderbird reads (type ews, and the older type exchange).
-func exchangeEntries(d *config.Domain, auth []string) []xmlschema.IncomingServer {
+func exchangeEntries(s autoconfigShape, auth []string) []xmlschema.IncomingServer {
 	url := xmlschema.Slot(slotEWSURL)
 	eas := ""
-	if d.ActiveSyncURL != "" {
+	if s.eas {
 		eas = xmlschema.Slot(slotActiveSyncURL)
 	}
 	return []xmlschema.IncomingServer{
-		{Type: xmlschema.TypeEWS, URL: url, Username: d.LoginName, Authentication: auth},
+		{Type: xmlschema.TypeEWS, URL: url, Username: s.login, Authentication: auth},
 		{Type: xmlschema.TypeExchange, Hostname: xmlschema.Slot(slotEWSHost), Port: 443, SocketType: xmlschema.SocketSSL,
-			Username: d.LoginName, Authentication: auth, EWSURL: url, EASURL: eas},
+			Username: s.login, Authentication: auth, EWSURL: url, EASURL: eas},
 	}
 }

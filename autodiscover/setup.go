@@ -57,7 +57,7 @@ type settingRow struct {
 }
 
 type setupPage struct {
-	L *catalogue               // the page's language
+	pageShape
 	M map[string]template.HTML // its messages, escaped, this page's names filled in
 	// Languages and TableRows are the language links and the settings
 	// table's rows, written (and escaped) here rather than by the
@@ -66,15 +66,23 @@ type setupPage struct {
 	Languages, TableRows template.HTML
 	Email                string // as typed; escaped where it is written
 	Error                string
+	Address              string // for people: anna@bücher.example
+	Rows                 []settingRow
+	ProfileURL           string
+	QR                   template.HTML // an SVG element drawn here from numbers alone, never from input
+}
+
+// pageShape is everything a settings page is rendered from besides one
+// address's parts: the key under which its skeleton is kept, and all the
+// template is given when it renders one (renderSetup). A field that
+// changes the page belongs here, and is then part of the key.
+type pageShape struct {
+	L *catalogue // the page's language
 	// Org is the organisation the page is for: the domain's display name,
 	// from the address or from the host (autodiscover.<domain>).
 	Org          string
 	DomainName   string // for people: a U-label
-	Address      string // for people: anna@bücher.example
 	Provider     string
-	Rows         []settingRow
-	ProfileURL   string
-	QR           template.HTML // an SVG element drawn here from numbers alone, never from input
 	Signed       bool
 	Profile      bool // an Apple profile is offered
 	EAS          bool // the iPhone profile is Exchange (OAuth)
@@ -84,6 +92,7 @@ type setupPage struct {
 	// SMTPAdminNote: password SMTP is offered, and works only once an
 	// administrator enabled it for the mailbox.
 	SMTPAdminNote bool
+	HasQR         bool
 }
 
 // languageLinks is the language switcher's list items: the same page in
@@ -136,7 +145,7 @@ func tableRows(l *catalogue, rows []settingRow) template.HTML {
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 	rec := recordOf(w)
 	rec.dialect, rec.outcome = DialectSetup, OutcomeForm
-	page := setupPage{L: pageLanguage(r), Email: r.URL.Query().Get("email")}
+	page := setupPage{pageShape: pageShape{L: pageLanguage(r)}, Email: r.URL.Query().Get("email")}
 	if a := s.site.Load().hostDomain(r.Host); a != nil {
 		page.Org = a.domain.DisplayName
 	}
@@ -189,15 +198,18 @@ func (s *Server) renderSetup(r *http.Request, page *setupPage) ([]byte, error) {
 		err := setupTemplate.Execute(&b, page)
 		return b.Bytes(), err
 	}
-	key := fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%t%t%t%t%t%t%t%t", page.L.Code, page.Org, page.DomainName, page.Provider,
-		page.Profile, page.EAS, page.MacProfile, page.OAuth, page.AppPasswords, page.SMTPAdminNote, page.Signed, page.QR != "")
+	page.HasQR = page.QR != ""
+	shape := page.pageShape
+	key := fmt.Sprintf("%#v", shape) // every field, strings quoted
 	now := s.Now()
 	skeleton, ok := s.setupPages.get(key, now)
 	if !ok {
-		holes := *page
-		holes.Email, holes.ProfileURL = holeEmail, holeURL
-		holes.Languages, holes.QR, holes.TableRows = holeLinks, holeQR, holeRows
-		holes.M = page.L.messages("org", page.Org, "provider", page.Provider, "domain", page.DomainName)
+		// The template sees the shape and holes, nothing of the address.
+		holes := setupPage{pageShape: shape, Email: holeEmail, ProfileURL: holeURL, Languages: holeLinks, TableRows: holeRows}
+		if shape.HasQR {
+			holes.QR = holeQR
+		}
+		holes.M = shape.L.messages("org", shape.Org, "provider", shape.Provider, "domain", shape.DomainName)
 		holes.M["table_caption"] = holeTitle
 		var b bytes.Buffer
 		if err := setupTemplate.Execute(&b, &holes); err != nil {
