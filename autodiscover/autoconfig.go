@@ -2,8 +2,6 @@ package autodiscover
 
 import (
 	"net/http"
-
-	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 )
 
 // autoconfigPaths are the Thunderbird-style autoconfig URLs: the ISP form
@@ -25,30 +23,28 @@ var autoconfigPaths = []string{
 // Cost: no body; the answer the domain's compiled document for the
 // period (a few KiB), the same for every address.
 func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(w)
+	rec := recordOf(r)
 	rec.dialect = DialectAutoconfig
 	st := s.site.Load()
 	var a *answers
-	asked := hostName(r.Host)
+	var err error
 	if email := queryParam(r.URL.RawQuery, "emailaddress"); email != "" {
-		addr, err := config.ParseAddress(email)
-		if err != nil {
-			rec.outcome = OutcomeBadAddress
-			http.Error(w, "emailaddress is not a valid e-mail address", http.StatusBadRequest)
-			return
-		}
-		rec.address = addr.String()
-		a, asked = st.lookup(addr.Domain), addr.Domain
+		_, a, err = st.resolve(email, rec)
+	} else if a = st.hostDomain(r.Host); a != nil {
+		rec.domain = a.domain.Name
 	} else {
-		a = st.hostDomain(r.Host)
+		rec.unknownDomain(hostName(r.Host))
+		err = errUnknownDomain
 	}
-	if a == nil {
+	switch err {
+	case errBadAddress:
+		http.Error(w, "emailaddress is not a valid e-mail address", http.StatusBadRequest)
+		return
+	case errUnknownDomain:
 		// Thunderbird reads a 404 as "no config here" and tries its next source.
-		rec.unknownDomain(asked)
 		http.Error(w, "no mail configuration is served for this domain", http.StatusNotFound)
 		return
 	}
-	rec.domain = a.domain.Name
 	rec.outcome = OutcomeSettings
 	t := a.autoconfigAt(s.Now())
 	// The same for every address: caches may keep it. For HEAD, net/http

@@ -145,27 +145,22 @@ func reverseDNS(domain string) string {
 // CPUs at once (limitPages); no body; the answer a profile of a few KiB
 // plus its signature and certificate chain, from the answer budget.
 func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(w)
+	rec := recordOf(r)
 	rec.dialect = DialectApple
 	email := r.URL.Query().Get("email")
 	if rest, ok := strings.CutPrefix(r.URL.Path, mobileconfigPrefix); ok {
 		email = strings.TrimSuffix(rest, ".mobileconfig")
 	}
-	addr, err := config.ParseAddress(email)
-	if err != nil {
-		rec.outcome = OutcomeBadAddress
+	st := s.site.Load()
+	addr, a, err := st.resolve(email, rec)
+	switch err {
+	case errBadAddress:
 		http.Error(w, "email is not a valid e-mail address", http.StatusBadRequest)
 		return
-	}
-	rec.address = addr.String()
-	st := s.site.Load()
-	a := st.lookup(addr.Domain)
-	if a == nil {
-		rec.unknownDomain(addr.Domain)
+	case errUnknownDomain:
 		http.Error(w, "no mail configuration is served for this domain", http.StatusNotFound)
 		return
 	}
-	rec.domain = a.domain.Name
 	p, err := buildProfile(a.domain, addr, r.URL.Query().Get("type"), s.Now())
 	var ep errProfile
 	if errors.As(err, &ep) {

@@ -1,6 +1,7 @@
 package autodiscover
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -34,19 +35,23 @@ func (r *record) unknownDomain(asked string) {
 	r.outcome, r.asked = OutcomeUnknownDomain, asked
 }
 
-// recordOf returns the request's record, which travels with the
-// ResponseWriter; a throwaway one when the handler was called without
-// observe.
-func recordOf(w http.ResponseWriter) *record {
-	if sw, ok := w.(*statusWriter); ok {
-		return &sw.rec
+// recordKey is the context key of the request's record.
+type recordKey struct{}
+
+// recordOf returns the request's record, which travels in the request's
+// context (so that no wrapper of the ResponseWriter can lose it); a
+// throwaway one when the handler was called without observe.
+func recordOf(r *http.Request) *record {
+	if rec, ok := r.Context().Value(recordKey{}).(*record); ok {
+		return rec
 	}
 	return &record{}
 }
 
+// statusWriter notes the status written into the record.
 type statusWriter struct {
 	http.ResponseWriter
-	rec record
+	rec *record
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -63,6 +68,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap gives http.ResponseController the writer underneath.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // observe logs one line per request and counts it.
 //
 // It also closes the connection after a request framed with
@@ -77,11 +85,11 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			w.Header().Set("Connection", "close")
 		}
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
+		rec := &record{}
+		next.ServeHTTP(&statusWriter{ResponseWriter: w, rec: rec}, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
 		d := time.Since(start)
-		s.Metrics.observe(&sw.rec, d)
-		s.logRequest(r, &sw.rec, d)
+		s.Metrics.observe(rec, d)
+		s.logRequest(r, rec, d)
 	})
 }
 

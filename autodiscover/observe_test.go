@@ -198,3 +198,64 @@ func TestRequestLine(t *testing.T) {
 		t.Errorf("upstream fallback line: %v", f)
 	}
 }
+
+// wrappedWriter is a middleware's own ResponseWriter, as a compressing or
+// timing middleware would put between observe and a handler.
+type wrappedWriter struct{ http.ResponseWriter }
+
+// The record travels in the request's context: a middleware that wraps
+// the ResponseWriter between observe and the handler loses none of the
+// handler's fields; and http.ResponseController reaches the connection
+// through observe's own writer.
+func TestRecordSurvivesWrappers(t *testing.T) {
+	var logs bytes.Buffer
+	s := newTestServer(t, beforeCutoff, &logs)
+	inner := http.HandlerFunc(s.autoconfig)
+	h := s.observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Minute)); err != nil {
+			t.Errorf("ResponseController through observe's writer: %v", err)
+		}
+		inner.ServeHTTP(wrappedWriter{w}, r)
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/mail/config-v1.1.xml?emailaddress=jane@contoso.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, want := range []string{"dialect=autoconfig", "outcome=settings", "domain=contoso.com", "status=200"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log line lacks %s behind a wrapped writer:\n%s", want, logs.String())
+		}
+	}
+}
+
+// Every handler that answers for an address resolves it in one step, and
+// records a bad address and an unknown domain alike, whatever its dialect.
+func TestResolveRecordsAlike(t *testing.T) {
+	for _, tc := range []struct{ email, outcome string }{
+		{"not-an-address", "outcome=bad_address"},
+		{"jane@unknown.example", "outcome=unknown_domain"},
+	} {
+		for _, req := range []struct {
+			dialect, method, target, body string
+		}{
+			{"pox", "POST", "/autodiscover/autodiscover.xml", poxBody(reqOutlook, tc.email, respOutlook)},
+			{"soap", "POST", "/autodiscover/autodiscover.svc", soapBody("GetUserSettings", []string{tc.email}, "UserDisplayName")},
+			{"json", "GET", "/autodiscover/autodiscover.json?Protocol=ActiveSync&Email=" + tc.email, ""},
+			{"autoconfig", "GET", "/mail/config-v1.1.xml?emailaddress=" + tc.email, ""},
+			{"apple", "GET", "/mobileconfig?email=" + tc.email, ""},
+			{"setup", "GET", "/setup?email=" + tc.email, ""},
+		} {
+			var logs bytes.Buffer
+			s := newTestServer(t, beforeCutoff, &logs)
+			r := httptest.NewRequest(req.method, req.target, strings.NewReader(req.body))
+			r.Host = "autodiscover.contoso.com"
+			s.HTTPSHandler().ServeHTTP(httptest.NewRecorder(), r)
+			if !strings.Contains(logs.String(), tc.outcome) {
+				t.Errorf("%s, %s: want %s in\n%s", req.dialect, tc.email, tc.outcome, logs.String())
+			}
+		}
+	}
+}

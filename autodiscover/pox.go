@@ -54,7 +54,7 @@ var errorTemplates = func() map[errorKey]*xmlschema.Template {
 // template with the address filled in (a few KiB) or an upstream answer
 // of at most maxUpstreamBody, taken from the budget as it is written.
 func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(w)
+	rec := recordOf(r)
 	rec.dialect = DialectPOX
 	release, ok := s.reserve(w, r, parseCost(r, maxPOXBody))
 	if !ok {
@@ -93,20 +93,15 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 		s.poxError(w, r, errSchema, code)
 		return
 	}
-	addr, err := config.ParseAddress(req.EMailAddress)
-	if err != nil {
-		rec.outcome = OutcomeBadAddress
+	addr, a, err := s.site.Load().resolve(req.EMailAddress, rec)
+	switch err {
+	case errBadAddress:
 		s.poxError(w, r, errSchema, xmlschema.ErrorInvalidRequest)
 		return
-	}
-	rec.address = addr.String()
-	a := s.site.Load().lookup(addr.Domain)
-	if a == nil {
-		rec.unknownDomain(addr.Domain)
+	case errUnknownDomain:
 		s.poxError(w, r, errSchema, xmlschema.ErrorAddressNotFound)
 		return
 	}
-	rec.domain = a.domain.Name
 	email := rec.address
 	if a.domain.Upstream != nil {
 		ans, res, cause := s.askUpstream(r, a, req, addr)
@@ -198,7 +193,7 @@ func wantsExchange(r *http.Request) bool {
 // still send them to /autodiscover/autodiscover.svc/wssecurity. So only
 // the plain SOAP endpoint is named, the one served here.
 func (s *Server) poxGet(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(w)
+	rec := recordOf(r)
 	rec.dialect, rec.outcome = DialectPOX, OutcomeGet
 	w.Header().Set("X-SOAP-Enabled", "True")
 	s.poxError(w, r, "", xmlschema.ErrorInvalidRequest)

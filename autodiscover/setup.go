@@ -143,7 +143,7 @@ func tableRows(l *catalogue, rows []settingRow) template.HTML {
 // 12 KiB with the address's parts filled in (its QR code cached by URL),
 // from the answer budget.
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(w)
+	rec := recordOf(r)
 	rec.dialect, rec.outcome = DialectSetup, OutcomeForm
 	page := setupPage{pageShape: pageShape{L: pageLanguage(r)}, Email: r.URL.Query().Get("email")}
 	if a := s.site.Load().hostDomain(r.Host); a != nil {
@@ -236,22 +236,18 @@ func (s *Server) renderSetup(r *http.Request, page *setupPage) ([]byte, error) {
 
 func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
 	l := page.L
-	addr, err := config.ParseAddress(page.Email)
-	if err != nil {
-		rec.outcome = OutcomeBadAddress
+	st := s.site.Load()
+	addr, a, err := st.resolve(page.Email, rec)
+	switch err {
+	case errBadAddress:
 		page.Error = l.T("error_bad_address")
 		return
-	}
-	rec.address = addr.String()
-	st := s.site.Load()
-	a := st.lookup(addr.Domain)
-	if a == nil {
-		rec.unknownDomain(addr.Domain)
+	case errUnknownDomain:
 		page.Error = l.T("error_unknown_domain", "domain", config.UnicodeDomain(addr.Domain))
 		return
 	}
 	d := a.domain
-	rec.domain, rec.outcome = d.Name, OutcomeSettings
+	rec.outcome = OutcomeSettings
 	now := s.Now()
 	kinds := profileKinds(d, now)
 	host := st.profileHost(r, a)

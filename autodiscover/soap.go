@@ -37,7 +37,7 @@ const (
 // message: a plain 400. Per-user and per-setting problems are HTTP 200
 // answers with ErrorCodes, as Exchange gives them.
 func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(w)
+	rec := recordOf(r)
 	rec.dialect = DialectSOAP
 	release, ok := s.reserve(w, r, parseCost(r, maxPOXBody))
 	if !ok {
@@ -75,12 +75,14 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 		resp = soapError(resp.Operation, xmlschema.SOAPInvalidRequest, "The answer to this request would be too large: ask for fewer users or settings.")
 	}
 	resp.Server = &serverVersion
-	rec.outcome = OutcomeSettings
-	if resp.ErrorCode != xmlschema.SOAPNoError {
+	switch {
+	case resp.ErrorCode != xmlschema.SOAPNoError:
 		rec.outcome = OutcomeBadRequest
-	} else if rec.domain == "" {
+	case rec.domain != "":
+		rec.outcome = OutcomeSettings
+	case resp.Operation == xmlschema.OpGetDomainSettings:
 		rec.outcome = OutcomeUnknownDomain
-	}
+	} // else resolve said why for the first user
 	size := resp.Size()
 	releaseAnswer, ok := s.reserve(w, r, size)
 	if !ok {
@@ -172,17 +174,11 @@ func (st *site) userSettings(mailboxes, names []string, rec *record) *xmlschema.
 	}
 	users := make([]user, len(mailboxes))
 	for i, mbx := range mailboxes {
-		addr, err := config.ParseAddress(mbx)
-		if err != nil {
-			continue
+		about := rec // the record tells of the first user
+		if i > 0 {
+			about = &record{}
 		}
-		users[i] = user{addr, st.lookup(addr.Domain)}
-		if rec.address == "" {
-			rec.address, rec.asked = addr.String(), addr.Domain
-		}
-		if a := users[i].a; a != nil && rec.domain == "" {
-			rec.domain = a.domain.Name
-		}
+		users[i].addr, users[i].a, _ = st.resolve(mbx, about)
 	}
 	return &xmlschema.SOAPResponse{Operation: op, ErrorCode: xmlschema.SOAPNoError, Items: len(users), Item: func(i int, it *xmlschema.SOAPItem) {
 		u := users[i]

@@ -3,8 +3,6 @@ package autodiscover
 import (
 	"net/http"
 	"strings"
-
-	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 )
 
 // Autodiscover v2 protocols answered, lower case (matched case-insensitively:
@@ -57,7 +55,7 @@ type v2Error struct {
 // Cost: no body; the answer one JSON object naming one configured URL or
 // error (under 1 KiB), whatever the query.
 func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(w)
+	rec := recordOf(r)
 	rec.dialect = DialectJSON
 	email := queryParam(r.URL.RawQuery, "Email")
 	if len(r.URL.Path) > len(v2PathPrefix) {
@@ -77,20 +75,15 @@ func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 			"The given protocol value is invalid. Supported values are '" + v2Supported + "'."})
 		return
 	}
-	addr, err := config.ParseAddress(email)
-	if err != nil {
-		rec.outcome = OutcomeBadAddress
+	_, a, err := s.site.Load().resolve(email, rec)
+	switch err {
+	case errBadAddress:
 		s.sendJSON(w, r, http.StatusBadRequest, v2Error{"InvalidEmailAddress", "The given e-mail address is not valid."})
 		return
-	}
-	rec.address = addr.String()
-	a := s.site.Load().lookup(addr.Domain)
-	if a == nil {
-		rec.unknownDomain(addr.Domain)
+	case errUnknownDomain:
 		s.sendJSON(w, r, http.StatusNotFound, v2Error{"InvalidUser", "No configuration is served for this address."})
 		return
 	}
-	rec.domain = a.domain.Name
 	u, ok := s.v2URL(a, key)
 	if !ok {
 		rec.outcome = OutcomeUnsupportedProtocol
