@@ -88,7 +88,9 @@ type pageShape struct {
 	EAS          bool // the iPhone profile is Exchange (OAuth)
 	MacProfile   bool // the profile also works on a Mac (mail.managed)
 	OAuth        bool
-	AppPasswords bool // the provider takes only app passwords
+	// AppPasswordHelp is the message that says where to make an app
+	// password, for a provider that takes only those.
+	AppPasswordHelp string
 	// SMTPAdminNote: password SMTP is offered, and works only once an
 	// administrator enabled it for the mailbox.
 	SMTPAdminNote bool
@@ -256,7 +258,7 @@ func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
 	page.EAS = page.Profile && kinds[0] == profileEAS
 	page.MacProfile = page.Profile && kinds[0] == profileIMAP // com.apple.eas.account is iOS only
 	page.OAuth = slices.Contains(d.Provider.IncomingAuth, config.AuthOAuth2)
-	page.AppPasswords = d.Provider.AppPasswords
+	page.AppPasswordHelp = d.Provider.AppPasswordHelp
 	page.SMTPAdminNote = d.Provider.SMTPAuthPerMailbox && slices.Contains(d.SMTPAuth(now), config.AuthPasswordCleartext)
 	if page.Profile {
 		page.Signed = s.profilesSigned(r.Context(), host)
@@ -317,7 +319,7 @@ func signIn(l *catalogue, auth []string, d *config.Domain, smtp bool) string {
 			out = append(out, l.T("signin_oauth"))
 		case config.AuthPasswordCleartext:
 			switch until := d.SMTPPasswordUntil(); {
-			case d.Provider.AppPasswords:
+			case d.Provider.AppPasswordHelp != "":
 				out = append(out, l.T("signin_app_password"))
 			case smtp && !until.IsZero():
 				out = append(out, l.T("signin_password_until", "date", until.Add(-time.Second).Format(time.DateOnly)))

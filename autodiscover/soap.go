@@ -309,7 +309,7 @@ func userSetting(name string, d *config.Domain, addr config.Address) (xmlschema.
 	case "UserDisplayName", "AutoDiscoverSMTPAddress":
 		return str(addr.String())
 	case "UserMSOnline":
-		if d.Provider.Name == config.ProviderMicrosoft365 {
+		if d.Provider.MSOnline {
 			return str("True")
 		}
 		return str("False")

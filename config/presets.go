@@ -2,6 +2,7 @@ package config
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,9 +51,10 @@ type Preset struct {
 	// submission but has announced the end.
 	SMTPPasswordUntil time.Time
 	OAuth2            *OAuth2
-	// AppPasswords: the provider takes only app passwords from mail apps,
-	// never the account's own (what people are told to type).
-	AppPasswords bool
+	// AppPasswordHelp, when set, says the provider takes only app
+	// passwords from mail apps, never the account's own: it is the setup
+	// page's message key that tells people where to make one.
+	AppPasswordHelp string
 	// SMTPAuthPerMailbox: password SMTP works only for mailboxes an
 	// administrator enabled it for ("Authenticated SMTP").
 	SMTPAuthPerMailbox bool
@@ -68,6 +70,22 @@ type Preset struct {
 	OutlookExchange    string
 	OutlookRedirectURL string
 	DocumentationURL   string
+	// MSOnline is SOAP's UserMSOnline: the mailboxes are in Exchange
+	// Online.
+	MSOnline bool
+	// MXSuffixes are the provider's mail exchangers (doctor warns about an
+	// MX under none of them); MXAdvice says what the MX should be, with
+	// {dashed} for the domain with dots as dashes.
+	MXSuffixes []string
+	MXAdvice   string
+	// AutodiscoverCNAME is the provider's own autodiscover name, which a
+	// domain's autodiscover CNAME points at before this service takes over
+	// (doctor recognises it).
+	AutodiscoverCNAME string
+	// PinnedHosts are the provider's server names beside those above that a
+	// hosts file must not pin: pinned, they break clients whenever the
+	// provider moves the servers.
+	PinnedHosts []string
 }
 
 // Preset names usable as a domain's provider.
@@ -124,6 +142,19 @@ var presets = map[string]*Preset{
 		OutlookExchange:      OutlookRedirect,
 		OutlookRedirectURL:   "https://autodiscover-s.outlook.com/autodiscover/autodiscover.xml",
 		DocumentationURL:     "https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/pop3-and-imap4/pop3-and-imap4",
+		MSOnline:             true,
+		// Microsoft 365 admin center, "Add DNS records to connect your
+		// domain": <domain-with-dashes>.mail.protection.outlook.com, and
+		// the newer *.mx.microsoft.
+		MXSuffixes: []string{".mail.protection.outlook.com.", ".mx.microsoft."},
+		MXAdvice: "MX: the host the Microsoft 365 admin center shows, {dashed}.mail.protection.outlook.com (or *.mx.microsoft). " +
+			"An MX under olc.protection.outlook.com marks the domain as consumer Outlook.com, and Thunderbird then picks consumer settings",
+		AutodiscoverCNAME: "autodiscover.outlook.com.",
+		// The endpoint table of Microsoft's support article "Can't connect
+		// to Exchange Online because of incorrect service settings" (2015)
+		// and its successors.
+		PinnedHosts: []string{"autodiscover.outlook.com", "autodiscover-s.outlook.com", "outlook.office365.com",
+			"smtp.office365.com", "outlook.office.com", "smtp-legacy.office365.com"},
 	},
 	// Google Workspace (ISPDB googlemail.com.xml; Google's XOAUTH2 document).
 	// App passwords still work, so password-cleartext stays as a second
@@ -143,9 +174,13 @@ var presets = map[string]*Preset{
 			AuthURL:  "https://accounts.google.com/o/oauth2/auth",
 			TokenURL: "https://www.googleapis.com/oauth2/v3/token",
 		},
-		AppPasswords:     true,
+		AppPasswordHelp:  "iphone_app_password", // "create one in your Google Account, under Security"
 		OutlookExchange:  OutlookSettings,
 		DocumentationURL: "https://support.google.com/mail/answer/7126229",
+		// Google Workspace Admin Help, "Set up MX records for Google
+		// Workspace".
+		MXSuffixes: []string{"google.com.", "googlemail.com."},
+		MXAdvice:   "MX: smtp.google.com, priority 1 (Google Workspace)",
 	},
 	// exchange: an Exchange server that someone other than Microsoft runs
 	// (on-premises, or hosted Exchange), on one public name, exchange_host:
@@ -178,6 +213,25 @@ var presets = map[string]*Preset{
 func LookupPreset(name string) (*Preset, bool) {
 	p, ok := presets[name]
 	return p, ok
+}
+
+// Presets returns every preset, by name.
+func Presets() []*Preset {
+	var out []*Preset
+	for _, p := range presets {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *Preset) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// presetNames lists the preset names for a message: "a, b, c or d".
+func presetNames() string {
+	var names []string
+	for _, p := range Presets() {
+		names = append(names, p.Name)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // consumerHosts are Outlook.com/Hotmail consumer endpoints (Microsoft's

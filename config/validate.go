@@ -264,8 +264,7 @@ func (v *validator) domain(fd *fileDomain, path string) *Domain {
 	}
 	preset, ok := presets[fd.Provider]
 	if !ok {
-		v.addf(path+".provider", "unknown provider %q: use %s, %s, %s or %s", fd.Provider,
-			ProviderMicrosoft365, ProviderGoogleWorkspace, ProviderExchange, ProviderCustom)
+		v.addf(path+".provider", "unknown provider %q: use %s", fd.Provider, presetNames())
 		return nil
 	}
 	if preset.FromExchangeHost {
@@ -347,8 +346,8 @@ func (v *validator) domain(fd *fileDomain, path string) *Domain {
 	case OutlookSettings:
 	case OutlookRedirect:
 		if preset.OutlookRedirectURL == "" {
-			v.addf(path+".outlook_exchange", "redirect needs a provider with its own autodiscover service (%s); provider %s has none: use settings",
-				ProviderMicrosoft365, preset.Name)
+			v.addf(path+".outlook_exchange", "redirect needs a provider with its own autodiscover service; provider %s has none: use settings",
+				preset.Name)
 		}
 	default:
 		v.addf(path+".outlook_exchange", "%q is not a policy: use %s or %s", d.OutlookExchange, OutlookRedirect, OutlookSettings)

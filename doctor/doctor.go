@@ -138,9 +138,17 @@ func (c *DNSClient) Query(ctx context.Context, name string, qtype uint16) ([]dns
 	return out, nil
 }
 
-// microsoftAutodiscover is what the autodiscover CNAME of a Microsoft 365
-// domain points at when it does not point here.
-const microsoftAutodiscover = "autodiscover.outlook.com."
+// providerAutodiscover is the provider whose own autodiscover name
+// (Preset.AutodiscoverCNAME) t is, where a domain's autodiscover name
+// points when it does not point here; nil for any other name.
+func providerAutodiscover(t string) *config.Preset {
+	for _, p := range config.Presets() {
+		if p.AutodiscoverCNAME != "" && t == p.AutodiscoverCNAME {
+			return p
+		}
+	}
+	return nil
+}
 
 // CheckDNS resolves every record Records describes and reports missing
 // and wrong ones. target is the host this service runs on ("" accepts any
@@ -171,8 +179,8 @@ func checkServiceName(ctx context.Context, r Resolver, name, target string, auto
 	if len(cnames) > 0 {
 		t := strings.ToLower(cnames[0].(*dns.CNAME).Target)
 		switch {
-		case autodiscover && t == microsoftAutodiscover:
-			f.Level, f.Message, f.Fix = Fail, "CNAME to "+t+": Outlook and older clients go to Microsoft and bypass the proxy", fix
+		case autodiscover && providerAutodiscover(t) != nil:
+			f.Level, f.Message, f.Fix = Fail, "CNAME to "+t+": Outlook and older clients go to "+providerAutodiscover(t).DisplayName+" and bypass the proxy", fix
 		case config.IsConsumerHost(t):
 			f.Level, f.Message, f.Fix = Fail, "CNAME to the consumer Outlook.com host "+t, fix
 		case target != "" && t != fqdn(target):
@@ -209,7 +217,7 @@ func checkAutodiscoverSRV(ctx context.Context, r Resolver, domain, target string
 	srv := rrs[0].(*dns.SRV)
 	t := strings.ToLower(srv.Target)
 	switch {
-	case t == microsoftAutodiscover || config.IsConsumerHost(t):
+	case providerAutodiscover(t) != nil || config.IsConsumerHost(t):
 		return Finding{Fail, "dns", name, "points at " + t + ": clients bypass the proxy", fix}
 	case srv.Port != 443:
 		return Finding{Warn, "dns", name, fmt.Sprintf("port %d: Outlook ignores it and uses 443", srv.Port), fix}
@@ -269,15 +277,8 @@ func checkMX(ctx context.Context, r Resolver, d *config.Domain, name string) Fin
 		}
 		return false
 	}
-	switch d.Provider.Name {
-	case config.ProviderMicrosoft365:
-		if !ok(".mail.protection.outlook.com.", ".mx.microsoft.") {
-			return Finding{Warn, "dns", name + " MX", "MX " + strings.Join(hosts, ", ") + " is not Microsoft 365's", note}
-		}
-	case config.ProviderGoogleWorkspace:
-		if !ok("google.com.", "googlemail.com.") {
-			return Finding{Warn, "dns", name + " MX", "MX " + strings.Join(hosts, ", ") + " is not Google's", note}
-		}
+	if p := d.Provider; len(p.MXSuffixes) > 0 && !ok(p.MXSuffixes...) {
+		return Finding{Warn, "dns", name + " MX", "MX " + strings.Join(hosts, ", ") + " is not " + p.DisplayName + "'s", note}
 	}
 	return Finding{Pass, "dns", name + " MX", "MX " + strings.Join(hosts, ", "), ""}
 }

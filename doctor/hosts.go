@@ -20,21 +20,14 @@ func DefaultHostsFile() string {
 	return "/etc/hosts"
 }
 
-// microsoft365Hosts are the server names of Microsoft's endpoint table
-// (Microsoft support article "Can't connect to Exchange Online because of
-// incorrect service settings", 2015) and its successors: pinned in a hosts file, they break
-// clients whenever Microsoft moves the servers.
-var microsoft365Hosts = []string{
-	"autodiscover.outlook.com", "autodiscover-s.outlook.com", "outlook.office365.com",
-	"smtp.office365.com", "outlook.office.com", "smtp-legacy.office365.com",
-}
-
 // pinnable is every name a hosts file must not pin: Microsoft's endpoints,
 // the consumer hosts, the configured domains' servers and our own names.
 func pinnable(domains []*config.Domain) map[string]string {
 	m := map[string]string{}
-	for _, h := range microsoft365Hosts {
-		m[h] = "a Microsoft 365 endpoint"
+	for _, p := range config.Presets() {
+		for _, h := range p.PinnedHosts {
+			m[h] = "a " + p.DisplayName + " endpoint"
+		}
 	}
 	for _, h := range config.ConsumerHosts() {
 		m[h] = "a consumer Outlook.com endpoint"

@@ -95,14 +95,7 @@ func MailSRV(d *config.Domain) []*dns.SRV {
 // mxNote says what the MX of a domain should be; the host itself comes
 // from the provider's admin console.
 func mxNote(d *config.Domain, name string) string {
-	switch d.Provider.Name {
-	case config.ProviderMicrosoft365:
-		return "MX: the host the Microsoft 365 admin center shows, " + strings.ReplaceAll(name, ".", "-") +
-			".mail.protection.outlook.com (or *.mx.microsoft). An MX under olc.protection.outlook.com marks the domain as consumer Outlook.com, and Thunderbird then picks consumer settings"
-	case config.ProviderGoogleWorkspace:
-		return "MX: smtp.google.com, priority 1 (Google Workspace)"
-	}
-	return ""
+	return strings.ReplaceAll(d.Provider.MXAdvice, "{dashed}", strings.ReplaceAll(name, ".", "-"))
 }
 
 // WriteZone writes records as zone-file lines, grouped by domain.
