@@ -80,14 +80,14 @@ type pageShape struct {
 	L *catalogue // the page's language
 	// Org is the organisation the page is for: the domain's display name,
 	// from the address or from the host (autodiscover.<domain>).
-	Org          string
-	DomainName   string // for people: a U-label
-	Provider     string
-	Signed       bool
-	Profile      bool // an Apple profile is offered
-	EAS          bool // the iPhone profile is Exchange (OAuth)
-	MacProfile   bool // the profile also works on a Mac (mail.managed)
-	OAuth        bool
+	Org        string
+	DomainName string // for people: a U-label
+	Provider   string
+	Signed     bool
+	Profile    bool // an Apple profile is offered
+	EAS        bool // the iPhone profile is Exchange (OAuth)
+	MacProfile bool // the profile also works on a Mac (mail.managed)
+	OAuth      bool
 	// AppPasswordHelp is the message that says where to make an app
 	// password, for a provider that takes only those.
 	AppPasswordHelp string
