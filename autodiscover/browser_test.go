@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,24 +17,16 @@ import (
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+	"github.com/autodiscover-proxy/autodiscover-proxy/internal/systemtest"
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/smallstep/pkcs7"
 )
 
-// chromiumPath finds Debian's chromium; in CI its absence is a failure
-// (.ci/run installs it), elsewhere the test is skipped.
+// chromiumPath finds Debian's chromium, for a system test.
 func chromiumPath(t *testing.T) string {
-	for _, p := range []string{"chromium", "chromium-browser"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium not installed: .ci/run installs Debian's chromium")
-	}
-	t.Skip("chromium not installed (apt-get install chromium)")
-	return ""
+	systemtest.Require(t, "the setup page in chromium")
+	return systemtest.Tool(t, "chromium", "chromium", "chromium-browser")
 }
 
 // artifactDir is where the test keeps its screenshot: $ARTIFACTS_DIR, or

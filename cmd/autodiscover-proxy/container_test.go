@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/internal/systemtest"
 )
 
 // podman runs podman, with this machine's fallback when the plain form
@@ -71,12 +73,8 @@ func freePort(t *testing.T) string {
 // own and writable in a fresh volume, redirects without the internal port,
 // POX over the published https port, /readyz, and a stop that exits 0.
 func TestContainerImage(t *testing.T) {
-	if _, err := exec.LookPath("podman"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("podman not installed: .ci/run installs Debian's podman, runc and iptables")
-		}
-		t.Skip("podman not installed (apt-get install podman runc iptables)")
-	}
+	systemtest.Require(t, "the container image with podman")
+	systemtest.Tool(t, "podman, runc and iptables", "podman")
 	if os.Geteuid() != 0 {
 		t.Skip("the container test runs as root (as CI does)")
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/internal/systemtest"
 )
 
 // The release build: static binaries for linux amd64 and arm64 and a
@@ -14,14 +16,9 @@ import (
 // this machine (as CI does), its binary runs, its unit passes
 // systemd-analyze verify, and it is removed again.
 func TestDebianPackage(t *testing.T) {
-	for _, tool := range []string{"dpkg", "systemd-analyze"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not installed: .ci/run installs it", tool)
-			}
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	systemtest.Require(t, "the Debian package installed with dpkg")
+	systemtest.Tool(t, "dpkg", "dpkg")
+	systemtest.Tool(t, "systemd", "systemd-analyze")
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") != "" {
 			t.Fatal("CI runs as root: dpkg -i needs it")
