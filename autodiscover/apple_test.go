@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"encoding/xml"
 	"fmt"
+	"image"
+	"image/draw"
 	"io"
 	"net/http"
 	"os"
@@ -19,7 +21,8 @@ import (
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
 	"github.com/autodiscover-proxy/autodiscover-proxy/internal/testpki"
-	"github.com/boombuler/barcode/qr"
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
 	"github.com/smallstep/pkcs7"
 	"howett.net/plist"
 )
@@ -146,26 +149,26 @@ func appleExchanges() []exchange {
 				t.Errorf("payload %v", p[0])
 			}
 		})),
-		exchange{golden: "apple-error-google-smtp-password-off-400", method: "GET", target: "/mobileconfig?email=lee%40litware.example", host: "autodiscover.litware.example", status: http.StatusBadRequest},
-		exchange{golden: "setup-google-workspace-smtp-password-off", method: "GET", target: "/setup?email=lee%40litware.example", host: "autodiscover.litware.example", status: ok},
-		get("apple-error-microsoft365-imap-400", "/mobileconfig?email=jane%40contoso.com&type=imap", http.StatusBadRequest, nil),
-		get("apple-error-google-eas-400", "/mobileconfig?email=ann%40example.org&type=eas", http.StatusBadRequest, nil),
-		get("apple-error-unknown-domain-404", "/mobileconfig?email=eve%40unknown.example", http.StatusNotFound, nil),
-		get("apple-error-bad-address-400", "/mobileconfig?email=%3Cscript%3E", http.StatusBadRequest, nil),
-		get("setup-form", "/setup", ok, nil),
-		get("setup-microsoft365", "/setup?email=jane%40contoso.com", ok, nil),
-		get("setup-google-workspace", "/setup?email=ann%40example.org", ok, nil),
-		get("setup-exchange", "/setup?email=nina%40northwind.example", ok, nil),
-		get("setup-custom", "/setup?email=bob%40tailspin.example", ok, nil),
+		exchange{golden: "apple-error-google-smtp-password-off-400", method: "GET", target: "/mobileconfig?email=lee%40litware.example", host: "autodiscover.litware.example", status: http.StatusBadRequest, read: plainText},
+		exchange{golden: "setup-google-workspace-smtp-password-off", method: "GET", target: "/setup?email=lee%40litware.example", host: "autodiscover.litware.example", status: ok, read: readPage("lee@litware.example", false)},
+		get("apple-error-microsoft365-imap-400", "/mobileconfig?email=jane%40contoso.com&type=imap", http.StatusBadRequest, plainText),
+		get("apple-error-google-eas-400", "/mobileconfig?email=ann%40example.org&type=eas", http.StatusBadRequest, plainText),
+		get("apple-error-unknown-domain-404", "/mobileconfig?email=eve%40unknown.example", http.StatusNotFound, plainText),
+		get("apple-error-bad-address-400", "/mobileconfig?email=%3Cscript%3E", http.StatusBadRequest, plainText),
+		get("setup-form", "/setup", ok, readPage("", false)),
+		get("setup-microsoft365", "/setup?email=jane%40contoso.com", ok, readPage("jane@contoso.com", true)),
+		get("setup-google-workspace", "/setup?email=ann%40example.org", ok, readPage("ann@example.org", true)),
+		get("setup-exchange", "/setup?email=nina%40northwind.example", ok, readPage("nina@northwind.example", true)),
+		get("setup-custom", "/setup?email=bob%40tailspin.example", ok, readPage("bob@tailspin.example", true)),
 		// In the browser's language; the switcher's choice wins over it.
-		withLanguage(get("setup-microsoft365-de", "/setup?email=jane%40contoso.com", ok, nil), "de-AT,de;q=0.9,en;q=0.5"),
-		withLanguage(get("setup-google-workspace-lang-fr", "/setup?email=ann%40example.org&lang=fr", ok, nil), "de"),
-		withLanguage(get("setup-form-pt-br", "/", ok, nil), "pt-BR"),
+		withLanguage(get("setup-microsoft365-de", "/setup?email=jane%40contoso.com", ok, readPage("jane@contoso.com", true)), "de-AT,de;q=0.9,en;q=0.5"),
+		withLanguage(get("setup-google-workspace-lang-fr", "/setup?email=ann%40example.org&lang=fr", ok, readPage("ann@example.org", true)), "de"),
+		withLanguage(get("setup-form-pt-br", "/", ok, readPage("", false)), "pt-BR"),
 		// The U-label for people; password SMTP kept on past the date, with
 		// the administrator's part.
-		get("setup-idn", "/setup?email=jan%40m%C3%BCller.example", ok, nil),
-		afterCutoffAt(get("setup-microsoft365-smtp-password-on", "/setup?email=ann%40woodgrove.example", ok, nil)),
-		get("setup-unknown-domain", "/setup?email=eve%40unknown.example", ok, nil),
+		get("setup-idn", "/setup?email=jan%40m%C3%BCller.example", ok, readPage("jan@müller.example", true)),
+		afterCutoffAt(get("setup-microsoft365-smtp-password-on", "/setup?email=ann%40woodgrove.example", ok, readPage("ann@woodgrove.example", true))),
+		get("setup-unknown-domain", "/setup?email=eve%40unknown.example", ok, readPage("eve@unknown.example", false)),
 	}
 }
 
@@ -291,58 +294,60 @@ func urlQuery(s string) string {
 
 // The setup page's QR code is the code's matrix, module for module, with
 // its quiet zone: read back from the SVG, not from the code that drew it.
+// The QR code on the page is read back by an independent decoder (ZXing's
+// Go port), as a phone's camera reads it: the SVG's rectangles drawn into
+// a bitmap, quiet zone included, give the profile URL.
 func TestQRCodeSVG(t *testing.T) {
-	u := "https://autodiscover.contoso.com/mobileconfig?email=jane%40contoso.com"
-	svg := string(qrSVG(u))
-	var doc struct {
-		XMLName xml.Name
-		ViewBox string `xml:"viewBox,attr"`
-		Label   string `xml:"aria-label,attr"`
-		Paths   []struct {
-			D string `xml:"d,attr"`
-		} `xml:"path"`
-	}
-	if err := xml.Unmarshal([]byte(svg), &doc); err != nil || doc.XMLName.Local != "svg" || len(doc.Paths) != 1 || doc.Label == "" {
-		t.Fatalf("not one labelled SVG path (%v): %.200s", err, svg)
-	}
-	want, err := qr.Encode(u, qr.M, qr.Auto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := want.Bounds().Dx()
-	if doc.ViewBox != fmt.Sprintf("0 0 %d %d", n+8, n+8) {
-		t.Errorf("viewBox %q for %d modules and a 4-module quiet zone", doc.ViewBox, n)
-	}
-	dark := map[[2]int]bool{}
-	d := regexp.MustCompile(`M(\d+) (\d+)h(\d+)v1h-(\d+)z`)
-	if rest := d.ReplaceAllString(doc.Paths[0].D, ""); rest != "" {
-		t.Fatalf("path has more than rectangles: %q", rest)
-	}
-	for _, m := range d.FindAllStringSubmatch(doc.Paths[0].D, -1) {
-		x, _ := strconv.Atoi(m[1])
-		y, _ := strconv.Atoi(m[2])
-		w, _ := strconv.Atoi(m[3])
-		if back, _ := strconv.Atoi(m[4]); back != w {
-			t.Fatalf("rectangle %q does not close", m[0])
+	for _, u := range []string{
+		"https://autodiscover.contoso.com/mobileconfig?email=jane%40contoso.com",
+		"https://autodiscover.xn--bcher-kva.example/mobileconfig?email=" + strings.Repeat("a", 64) + "%40xn--bcher-kva.example",
+	} {
+		svg := string(qrSVG(u))
+		var doc struct {
+			XMLName xml.Name
+			ViewBox string `xml:"viewBox,attr"`
+			Label   string `xml:"aria-label,attr"`
+			Paths   []struct {
+				D string `xml:"d,attr"`
+			} `xml:"path"`
 		}
-		for i := range w {
-			dark[[2]int{x - 4 + i, y - 4}] = true
+		if err := xml.Unmarshal([]byte(svg), &doc); err != nil || doc.XMLName.Local != "svg" || len(doc.Paths) != 1 || doc.Label == "" {
+			t.Fatalf("not one labelled SVG path (%v): %.200s", err, svg)
 		}
-	}
-	count := 0
-	for y := range n {
-		for x := range n {
-			r, _, _, _ := want.At(x, y).RGBA()
-			if (r == 0) != dark[[2]int{x, y}] {
-				t.Fatalf("module (%d,%d): drawn %v, the code says %v", x, y, dark[[2]int{x, y}], r == 0)
+		var size int
+		if _, err := fmt.Sscanf(doc.ViewBox, "0 0 %d %d", &size, &size); err != nil {
+			t.Fatalf("viewBox %q", doc.ViewBox)
+		}
+		d := regexp.MustCompile(`M(\d+) (\d+)h(\d+)v1h-(\d+)z`)
+		if rest := d.ReplaceAllString(doc.Paths[0].D, ""); rest != "" {
+			t.Fatalf("path has more than rectangles: %q", rest)
+		}
+		const px = 4 // pixels a module
+		img := image.NewGray(image.Rect(0, 0, size*px, size*px))
+		draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
+		for _, m := range d.FindAllStringSubmatch(doc.Paths[0].D, -1) {
+			x, _ := strconv.Atoi(m[1])
+			y, _ := strconv.Atoi(m[2])
+			w, _ := strconv.Atoi(m[3])
+			if back, _ := strconv.Atoi(m[4]); back != w {
+				t.Fatalf("rectangle %q does not close", m[0])
 			}
-			if r == 0 {
-				count++
+			if x < 4 || y < 4 || x+w > size-4 || y >= size-4 {
+				t.Fatalf("rectangle %q is in the 4-module quiet zone of a %d-module box", m[0], size)
 			}
+			draw.Draw(img, image.Rect(x*px, y*px, (x+w)*px, (y+1)*px), image.Black, image.Point{}, draw.Src)
 		}
-	}
-	if count != len(dark) || count == 0 {
-		t.Errorf("%d dark modules drawn, the code has %d", len(dark), count)
+		bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+		if err != nil {
+			t.Fatalf("the QR code cannot be read: %v", err)
+		}
+		if res.GetText() != u {
+			t.Errorf("the QR code reads %q, want %q", res.GetText(), u)
+		}
 	}
 }
 

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +199,81 @@ func mobileSyncError(code int) func(*testing.T, string, []byte) {
 	}
 }
 
+// readV2Error checks a v2 error as Outlook mobile reads it.
+func readV2Error(code string) func(*testing.T, string, []byte) {
+	return func(t *testing.T, ct string, body []byte) {
+		v, err := clientcheck.ReadV2Error(ct, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.ErrorCode != code {
+			t.Errorf("Outlook reads error %s, want %s", v.ErrorCode, code)
+		}
+	}
+}
+
+// plainText is an error a client shows as it is: a plain-text reason.
+func plainText(t *testing.T, ct string, body []byte) {
+	if !strings.HasPrefix(ct, "text/plain") || len(bytes.TrimSpace(body)) == 0 {
+		t.Errorf("Content-Type %q, body %q: want a plain-text reason", ct, body)
+	}
+}
+
+// readRedirect checks a redirect's Location as a client follows it.
+func readRedirect(location string) func(*testing.T, http.Header) {
+	return func(t *testing.T, h http.Header) {
+		if got := h.Get("Location"); got != location {
+			t.Errorf("Location %q, want %q", got, location)
+		}
+	}
+}
+
+// readPage reads a setup page as a browser parses it: the address form,
+// and for an address of a served domain a settings table that holds
+// exactly the domain's servers, ports and user name, in the config's own
+// terms (testdata/config.yaml), and a profile link with its QR code where
+// a profile is offered.
+func readPage(email string, profile bool) func(*testing.T, string, []byte) {
+	return func(t *testing.T, ct string, body []byte) {
+		p, err := clientcheck.ReadPage(ct, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []clientcheck.PageRow
+		addr, err := config.ParseAddress(email)
+		if err == nil {
+			cfg, err := config.Load("testdata/config.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, ok := cfg.Lookup(addr.Domain); ok {
+				login := d.LoginFor(addr)
+				for _, s := range []*config.Server{d.IMAP, d.POP3, d.SMTP} {
+					if s != nil {
+						want = append(want, clientcheck.PageRow{Server: s.Host, Port: strconv.Itoa(s.Port), Username: login})
+					}
+				}
+				if u, err := url.Parse(d.ActiveSyncURL); err == nil && d.ActiveSyncURL != "" {
+					want = append(want, clientcheck.PageRow{Server: u.Hostname(), Port: "443", Username: login})
+				}
+			}
+		}
+		var got []clientcheck.PageRow
+		for _, r := range p.Rows {
+			got = append(got, clientcheck.PageRow{Server: r.Server, Port: r.Port, Username: r.Username})
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("the page's table reads %+v, want %+v", got, want)
+		}
+		if (p.ProfileLink != "") != profile || p.QRCode != profile {
+			t.Errorf("profile link %q, QR code %v; want a profile offered: %v", p.ProfileLink, p.QRCode, profile)
+		}
+		if profile && !strings.Contains(p.ProfileLink, "/mobileconfig?email="+url.QueryEscape(addr.String())) {
+			t.Errorf("the profile link %q is not for %s", p.ProfileLink, email)
+		}
+	}
+}
+
 func readV2(proto, url string) func(*testing.T, string, []byte) {
 	return func(t *testing.T, ct string, body []byte) {
 		v, err := clientcheck.ReadV2(ct, body)
@@ -294,11 +371,6 @@ func exchanges() []exchange {
 				t.Errorf("fault %q, want %q", s.Fault, code)
 			}
 		})
-	}
-	plainText := func(t *testing.T, ct string, body []byte) {
-		if !strings.HasPrefix(ct, "text/plain") || len(body) == 0 {
-			t.Errorf("Content-Type %q, body %q: want a plain-text reason", ct, body)
-		}
 	}
 	withHeader := func(e exchange, k, v string) exchange {
 		e.header = http.Header{k: {v}}
@@ -458,11 +530,11 @@ func exchanges() []exchange {
 		get("json-autodiscoverv1-path-form", "/autodiscover/autodiscover.json/v1.0/jane@contoso.com?Protocol=Autodiscoverv1", "contoso.com", ok,
 			readV2("Autodiscoverv1", "https://autodiscover.contoso.com/autodiscover/autodiscover.xml")),
 		get("json-lowercase-params", "/autodiscover/autodiscover.json?email=jane@contoso.net&protocol=activesync", "contoso.com", ok, readV2("activesync", m365EAS)),
-		get("json-error-unknown-protocol-400", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=Rest", "contoso.com", http.StatusBadRequest, nil),
-		get("json-error-missing-protocol-400", "/autodiscover/autodiscover.json?Email=jane@contoso.com", "contoso.com", http.StatusBadRequest, nil),
-		get("json-error-proxyshell-probe-400", "/autodiscover/autodiscover.json?@evil.example/mapi/nspi/?&Email=autodiscover/autodiscover.json%3F@evil.example", "contoso.com", http.StatusBadRequest, nil),
-		get("json-error-unknown-domain-404", "/autodiscover/autodiscover.json?Email=eve@unknown.example&Protocol=ActiveSync", "contoso.com", http.StatusNotFound, nil),
-		get("json-error-google-activesync-400", "/autodiscover/autodiscover.json?Email=ann@example.org&Protocol=ActiveSync", "example.org", http.StatusBadRequest, nil),
+		get("json-error-unknown-protocol-400", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=Rest", "contoso.com", http.StatusBadRequest, readV2Error("InvalidProtocol")),
+		get("json-error-missing-protocol-400", "/autodiscover/autodiscover.json?Email=jane@contoso.com", "contoso.com", http.StatusBadRequest, readV2Error("MandatoryParameterMissing")),
+		get("json-error-proxyshell-probe-400", "/autodiscover/autodiscover.json?@evil.example/mapi/nspi/?&Email=autodiscover/autodiscover.json%3F@evil.example", "contoso.com", http.StatusBadRequest, readV2Error("MandatoryParameterMissing")),
+		get("json-error-unknown-domain-404", "/autodiscover/autodiscover.json?Email=eve@unknown.example&Protocol=ActiveSync", "contoso.com", http.StatusNotFound, readV2Error("InvalidUser")),
+		get("json-error-google-activesync-400", "/autodiscover/autodiscover.json?Email=ann@example.org&Protocol=ActiveSync", "example.org", http.StatusBadRequest, readV2Error("ProtocolNotSupported")),
 		// Thunderbird autoconfig.
 		get("autoconfig-microsoft365", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "autoconfig.contoso.com", ok,
 			readTBWith([]string{"contoso.com", "contoso.net", "xn--bcher-kva.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}, m365EWS, []string{"OAuth2"}, m365EAS)),
@@ -480,9 +552,10 @@ func exchanges() []exchange {
 					t.Errorf("Thunderbird shows the provider as %+v, want müller.example", c)
 				}
 			}),
-		get("autoconfig-error-unknown-domain-404", "/mail/config-v1.1.xml?emailaddress=eve%40unknown.example", "autoconfig.unknown.example", http.StatusNotFound, nil),
-		get("autoconfig-error-bad-address-400", "/mail/config-v1.1.xml?emailaddress=%3Cscript%3E", "autoconfig.contoso.com", http.StatusBadRequest, nil),
-		get("not-found-404", "/owa/", "autodiscover.contoso.com", http.StatusNotFound, nil),
+		// Thunderbird reads anything but a 200 document as "no config here".
+		get("autoconfig-error-unknown-domain-404", "/mail/config-v1.1.xml?emailaddress=eve%40unknown.example", "autoconfig.unknown.example", http.StatusNotFound, plainText),
+		get("autoconfig-error-bad-address-400", "/mail/config-v1.1.xml?emailaddress=%3Cscript%3E", "autoconfig.contoso.com", http.StatusBadRequest, plainText),
+		get("not-found-404", "/owa/", "autodiscover.contoso.com", http.StatusNotFound, plainText),
 	}
 	// exchangelib's capitalised path.
 	for i := range ex {
@@ -517,13 +590,15 @@ func exchanges() []exchange {
 	plainAutoconfig := httpGet("http-autoconfig", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "autoconfig.contoso.com", ok)
 	plainAutoconfig.read = hostOnly.read
 	postHTTP := post("http-pox-post-308", poxBody(reqOutlook, "jane@contoso.com", respOutlook), http.StatusPermanentRedirect, nil)
-	postHTTP.http = true
+	postHTTP.http, postHTTP.head = true, readRedirect("https://autodiscover.contoso.com/autodiscover/autodiscover.xml")
+	poxGet := httpGet("http-pox-get-302", "/Autodiscover/Autodiscover.xml", "autodiscover.contoso.com", http.StatusFound)
+	poxGet.head = readRedirect("https://autodiscover.contoso.com/autodiscover/autodiscover.xml")
+	unknownHost := httpGet("http-pox-get-unknown-host-404", "/autodiscover/autodiscover.xml", "autodiscover.evil.example", http.StatusNotFound)
+	unknownHost.read = plainText
+	other := httpGet("http-other-301", "/setup", "autoconfig.contoso.com", http.StatusMovedPermanently)
+	other.head = readRedirect("https://autoconfig.contoso.com/setup")
 	ex = append(ex, appleExchanges()...)
-	return append(ex, after, afterEWS, smtpOn, smtpOff, hostOnly, plainAutoconfig, postHTTP,
-		httpGet("http-pox-get-302", "/Autodiscover/Autodiscover.xml", "autodiscover.contoso.com", http.StatusFound),
-		httpGet("http-pox-get-unknown-host-404", "/autodiscover/autodiscover.xml", "autodiscover.evil.example", http.StatusNotFound),
-		httpGet("http-other-301", "/setup", "autoconfig.contoso.com", http.StatusMovedPermanently),
-	)
+	return append(ex, after, afterEWS, smtpOn, smtpOff, hostOnly, plainAutoconfig, postHTTP, poxGet, unknownHost, other)
 }
 
 // serve runs one exchange through the server's handlers.
@@ -578,6 +653,9 @@ func TestGolden(t *testing.T) {
 			w := e.serve(s)
 			if w.Code != e.status {
 				t.Errorf("status %d, want %d; body:\n%s", w.Code, e.status, w.Body)
+			}
+			if e.read == nil && e.head == nil {
+				t.Error("no independent reader reads this answer back")
 			}
 			if e.read != nil {
 				e.read(t, w.Header().Get("Content-Type"), w.Body.Bytes())

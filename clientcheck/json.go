@@ -39,3 +39,26 @@ func ReadV2(contentType string, body []byte) (*V2, error) {
 	}
 	return &V2{Protocol: v.Protocol, URL: v.URL}, nil
 }
+
+// V2Error is an Autodiscover v2 error as Outlook mobile reads it.
+type V2Error struct {
+	ErrorCode, ErrorMessage string
+}
+
+// ReadV2Error checks an Autodiscover v2 error answer: JSON, exactly the
+// ErrorCode and ErrorMessage members, as Exchange Online answers.
+func ReadV2Error(contentType string, body []byte) (*V2Error, error) {
+	if !strings.HasPrefix(contentType, "application/json") {
+		return nil, fmt.Errorf("Content-Type %q, want application/json", contentType)
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	var v V2Error
+	if err := d.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if v.ErrorCode == "" || v.ErrorMessage == "" {
+		return nil, errors.New("no ErrorCode or ErrorMessage")
+	}
+	return &v, nil
+}
