@@ -319,3 +319,44 @@ func TestTransferEncodingClosesConnection(t *testing.T) {
 		t.Errorf("a second request on the connection was answered: %s", resp.Status)
 	}
 }
+
+// The item caps: no user or domain, or more than maxSOAPUsers, is
+// InvalidRequest; an unknown domain in GetDomainSettings is InvalidDomain.
+func TestSOAPItemLimits(t *testing.T) {
+	s := newTestServer(t, beforeCutoff, io.Discard)
+	read := func(body string) *clientcheck.SOAP {
+		t.Helper()
+		w := askSOAP(s, body)
+		a, err := clientcheck.ReadSOAP(w.Code, w.Header().Get("Content-Type"), w.Body.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	var users, domains []string
+	for i := range maxSOAPUsers + 1 {
+		users = append(users, fmt.Sprintf("u%d@contoso.com", i))
+		domains = append(domains, "contoso.com")
+	}
+	for name, body := range map[string]string{
+		"no user":        soapBody("GetUserSettings", nil, "UserDisplayName"),
+		"101 users":      soapBody("GetUserSettings", users, "UserDisplayName"),
+		"no domain":      soapBody("GetDomainSettings", nil, "ExternalEwsUrl"),
+		"101 domains":    soapBody("GetDomainSettings", domains, "ExternalEwsUrl"),
+		"no setting":     soapBody("GetUserSettings", []string{"jane@contoso.com"}),
+		"100 users fine": soapBody("GetUserSettings", users[:maxSOAPUsers], "UserDisplayName"),
+	} {
+		a := read(body)
+		want := "InvalidRequest"
+		if name == "100 users fine" {
+			want = "NoError"
+		}
+		if a.ErrorCode != want {
+			t.Errorf("%s: %s, want %s", name, a.ErrorCode, want)
+		}
+	}
+	a := read(soapBody("GetDomainSettings", []string{"contoso.com", "unknown.example"}, "ExternalEwsUrl"))
+	if len(a.Users) != 2 || a.Users[1].ErrorCode != "InvalidDomain" {
+		t.Errorf("an unknown domain: %+v, want InvalidDomain", a.Users)
+	}
+}

@@ -12,6 +12,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	upstream *prometheus.CounterVec
+	inFlight prometheus.Gauge
 }
 
 // NewMetrics registers the request metrics with reg.
@@ -30,9 +31,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "autodiscover_upstream_requests_total",
 			Help: "POX requests for upstream-mode domains, by result: ok, rewritten, cached, relayed_401, or fallback_* when the local answer was served.",
 		}, []string{"domain", "result"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "autodiscover_requests_in_flight",
+			Help: "Requests being answered now.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.upstream)
+	reg.MustRegister(m.requests, m.latency, m.upstream, m.inFlight)
 	return m
+}
+
+// begin counts a request in flight until the returned func is called.
+func (m *Metrics) begin() func() {
+	if m == nil {
+		return func() {}
+	}
+	m.inFlight.Inc()
+	return m.inFlight.Dec
 }
 
 func (m *Metrics) observe(rec *record, d time.Duration) {

@@ -84,6 +84,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 			w.Header().Set("Connection", "close")
 		}
+		defer s.Metrics.begin()()
 		start := time.Now()
 		rec := &record{}
 		next.ServeHTTP(&statusWriter{ResponseWriter: w, rec: rec}, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))

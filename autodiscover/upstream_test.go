@@ -598,3 +598,48 @@ func TestUpstreamRequestIsOurs(t *testing.T) {
 		t.Errorf("%d requests upstream, want 5: an answer that names no address is not kept", len(sent))
 	}
 }
+
+// Redirects are followed under the proxy's own rules: redirectAddr asks
+// again about the new address (and its answer is about that address), an
+// HTTP 302 and a redirectUrl to an allowed host are followed, and past
+// maxUpstreamHops distinct hops the local answer is served.
+func TestUpstreamRedirectsAndHopLimit(t *testing.T) {
+	var f *fakeUpstreams
+	var mu sync.Mutex
+	var asked []string
+	f = startUpstreams(t, map[string]http.HandlerFunc{
+		"upstream.example": func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			req, _ := xmlschema.ParseRequest(body)
+			mu.Lock()
+			asked = append(asked, req.EMailAddress)
+			mu.Unlock()
+			switch {
+			case req.EMailAddress == "jane@contoso.com":
+				xmlHandler(`<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><Account><AccountType>email</AccountType><Action>redirectAddr</Action><RedirectAddr>jane.doe@contoso.com</RedirectAddr></Account></Response></Autodiscover>`)(w, r)
+			case strings.HasPrefix(req.EMailAddress, "hop"):
+				// A new target every time: never a loop, always one more hop.
+				http.Redirect(w, r, fmt.Sprintf("%s/hop%d", f.url["other.example"], len(asked)), http.StatusFound)
+			default:
+				xmlHandler(consumerAnswer(req.EMailAddress))(w, r)
+			}
+		},
+		"other.example": func(w http.ResponseWriter, r *http.Request) {
+			redirectTo(f.url["upstream.example"] + "/autodiscover/autodiscover.xml?" + r.URL.Path[1:])(w, r)
+		},
+	})
+	s := upstreamProxy(t, f, "      redirect_hosts: [other.example]\n", io.Discard)
+
+	w, _ := askPOX(s, "")
+	if !strings.Contains(w.Body.String(), "<AutoDiscoverSMTPAddress>jane.doe@contoso.com</AutoDiscoverSMTPAddress>") || upstreamCount(s, upRewritten) != 1 {
+		t.Errorf("redirectAddr was not followed to the new address (asked %v):\n%s", asked, w.Body)
+	}
+
+	w, _ = askPOXFrom(s, "hop@contoso.com", "", "")
+	if p, err := clientcheck.ReadPOX(w.Header().Get("Content-Type"), w.Body.Bytes()); err != nil || !reflect.DeepEqual(p.Servers, m365("hop@contoso.com")) {
+		t.Errorf("past the hops, not the local answer (%v):\n%s", err, w.Body)
+	}
+	if upstreamCount(s, upLoop) != 1 {
+		t.Errorf("past %d hops: fallback_loop %v (asked %v)", maxUpstreamHops, upstreamCount(s, upLoop), asked)
+	}
+}

@@ -24,7 +24,7 @@ type Files struct {
 func NewFiles(certFile, keyFile string) (*Files, error) {
 	f := &Files{certFile: certFile, keyFile: keyFile}
 	f.trusted = true
-	if _, err := f.Reload(); err != nil {
+	if err := f.Reload(); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -43,24 +43,23 @@ func stamp(paths ...string) string {
 	return s
 }
 
-// Reload reads both files again. On error the pair in use stays. changed
-// reports whether a new pair was loaded.
-func (f *Files) Reload() (changed bool, err error) {
+// Reload reads both files again. On error the pair in use stays.
+func (f *Files) Reload() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := stamp(f.certFile, f.keyFile)
 	c, err := FromFiles(f.certFile, f.keyFile)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if c.Leaf == nil {
 		if c.Leaf, err = Leaf(c); err != nil {
-			return false, fmt.Errorf("parse %s: %w", f.certFile, err)
+			return fmt.Errorf("parse %s: %w", f.certFile, err)
 		}
 	}
 	f.stamp = st
 	f.cert.Store(c)
-	return true, nil
+	return nil
 }
 
 // Watch polls the files every interval until ctx ends and reloads them
@@ -80,7 +79,7 @@ func (f *Files) Watch(ctx context.Context, every time.Duration, log *slog.Logger
 		if same {
 			continue
 		}
-		if _, err := f.Reload(); err != nil {
+		if err := f.Reload(); err != nil {
 			log.Error("certificate files changed but do not load; keeping the previous pair", "err", err)
 			continue
 		}

@@ -296,7 +296,24 @@ func TestHostileRealListeners(t *testing.T) {
 		io.WriteString(conn, http2.ClientPreface)
 		fr := http2.NewFramer(conn, conn)
 		fr.WriteSettings()
-		go io.Copy(io.Discard, conn) // the server's frames, unread
+		// The server's frames, read until the answer to our PING, or until
+		// the server closes the connection (its answer to a flood of
+		// resets): the server handles a connection's frames in order, so
+		// by then it has started a handler for every stream that reached
+		// one.
+		pong := make(chan struct{})
+		go func() {
+			defer close(pong)
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					return
+				}
+				if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
+					return
+				}
+			}
+		}()
 		var hb bytes.Buffer
 		enc := hpack.NewEncoder(&hb)
 		const streams = 1000
@@ -314,21 +331,22 @@ func TestHostileRealListeners(t *testing.T) {
 				break
 			}
 		}
+		fr.WritePing(false, [8]byte{1}) // fails if the server has closed the connection: fine
+		select {
+		case <-pong:
+		case <-time.After(time.Minute):
+			t.Fatal("no answer to PING after the flood")
+		}
 		conn.Close()
 		// Pages rendered (outcome settings) since the start, at most: the
 		// one before, and what the bucket refilled since (one a minute).
 		allowed := 1 + 1 + int(time.Since(start)/time.Minute)
-		// The flood reached the handlers (so this test can fail), and the
-		// count has settled (reading early could only lower it).
-		waitFor(t, "reset streams to reach the handlers", func() bool { return setupCount(t, r.admin, "") > 2 })
-		last := -1
-		waitFor(t, "the count to settle", func() bool {
-			n := setupCount(t, r.admin, "")
-			settled := n == last
-			last = n
-			time.Sleep(200 * time.Millisecond)
-			return settled
-		})
+		// Every handler started has finished: the count is final.
+		waitFor(t, "the flood's handlers to finish", func() bool { return metricValue(t, r.admin, "autodiscover_requests_in_flight") == 0 })
+		last := setupCount(t, r.admin, "")
+		if last <= 2 {
+			t.Fatalf("the flood did not reach the handlers (%d setup requests): this test could not fail", last)
+		}
 		rendered := setupCount(t, r.admin, "settings")
 		t.Logf("%d streams opened and reset; %d setup requests handled, %d pages rendered", streams, last, rendered)
 		if rendered > allowed {
@@ -359,6 +377,21 @@ func TestHostileRealListeners(t *testing.T) {
 			t.Errorf("a new client with %d silent connections open: %d", len(held), code)
 		}
 	})
+}
+
+// metricValue is an unlabelled metric's value, read from the admin
+// listener.
+func metricValue(t *testing.T, admin, name string) float64 {
+	t.Helper()
+	_, body := get(t, http.DefaultClient, "http://"+admin+"/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	t.Fatalf("%s not in /metrics", name)
+	return 0
 }
 
 // setupCount is autodiscover_requests_total for dialect setup with the

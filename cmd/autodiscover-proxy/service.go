@@ -162,7 +162,7 @@ func (s *service) reloadLocked() error {
 		return errors.New("the certificate source (tls.acme, tls.cert_file, tls.key_file) changed: restart to apply it")
 	}
 	if s.files != nil {
-		if _, err := s.files.Reload(); err != nil {
+		if err := s.files.Reload(); err != nil {
 			return err
 		}
 	}
