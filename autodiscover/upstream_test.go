@@ -625,7 +625,7 @@ func TestUpstreamRedirectsAndHopLimit(t *testing.T) {
 			}
 		},
 		"other.example": func(w http.ResponseWriter, r *http.Request) {
-			redirectTo(f.url["upstream.example"] + "/autodiscover/autodiscover.xml?" + r.URL.Path[1:])(w, r)
+			redirectTo(f.url["upstream.example"]+"/autodiscover/autodiscover.xml?"+r.URL.Path[1:])(w, r)
 		},
 	})
 	s := upstreamProxy(t, f, "      redirect_hosts: [other.example]\n", io.Discard)
