@@ -235,8 +235,8 @@ func outlookDocument(s outlookShape) *etree.Document {
 			oab = xmlschema.Slot(slotOABURL)
 		}
 		protos = append(protos,
-			xmlschema.Protocol{Type: xmlschema.TypeEXCH, Server: host, ASUrl: ews, EwsURL: ews, OABUrl: oab},
-			xmlschema.Protocol{Type: xmlschema.TypeEXPR, Server: host, SSL: xmlschema.On, ASUrl: ews, EwsURL: ews, OABUrl: oab},
+			xmlschema.Protocol{Type: xmlschema.TypeEXCH, Server: host, ASURL: ews, EWSURL: ews, OABURL: oab},
+			xmlschema.Protocol{Type: xmlschema.TypeEXPR, Server: host, SSL: xmlschema.On, ASURL: ews, EWSURL: ews, OABURL: oab},
 		)
 	}
 	for _, p := range []struct {

@@ -6,7 +6,6 @@ package autodiscover
 type Dialect string
 
 const (
-	DialectNone       Dialect = ""           // no route matched
 	DialectPOX        Dialect = "pox"        // outlook 2006a POX ([MS-OXDSCLI])
 	DialectMobileSync Dialect = "mobilesync" // mobilesync POX ([MS-ASCMD] 2.2.1.1)
 	DialectSOAP       Dialect = "soap"       // SOAP Autodiscover ([MS-OXWSADISC])

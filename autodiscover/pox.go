@@ -132,7 +132,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 		rec.outcome = OutcomeSettings
 		s.sendXML(w, r, a.mobilesync.Append(nil, []string{email, email, ""}, a.values))
 	case a.outlookRedirect != nil && wantsExchange(r):
-		// Shared and static: written as it is, never put in the pool.
+		// Shared and static: written as it is.
 		rec.outcome = OutcomeRedirect
 		s.sendXML(w, r, a.outlookRedirect)
 	default:

@@ -1,5 +1,7 @@
 // Package certs provides the TLS certificates the service serves: from
-// files, or a self-signed one for development.
+// files (reloaded when they change), from an ACME CA through autocert, or
+// a self-signed one for development; and the signing of Apple profiles
+// with them.
 package certs
 
 import (

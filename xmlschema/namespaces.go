@@ -1,5 +1,6 @@
-// Package xmlschema holds the XML dialects autodiscover-proxy speaks, as Go
-// types named after their spec's elements, read and written with etree.
+// Package xmlschema holds the dialects autodiscover-proxy speaks, as Go
+// types named after their spec's elements: the XML ones read and written
+// with etree (SOAP answers straight into bytes), Apple profiles as plists.
 package xmlschema
 
 import "github.com/beevik/etree"

@@ -60,9 +60,9 @@ type Protocol struct {
 	SSL            OnOff
 	Encryption     string
 	AuthRequired   OnOff
-	ASUrl          string
-	EwsURL         string
-	OABUrl         string
+	ASURL          string
+	EWSURL         string
+	OABURL         string
 	TTL            int // hours; 0 leaves the element out
 }
 
@@ -100,9 +100,9 @@ func (p *Protocol) write(e *etree.Element) {
 	addIf(e, "SSL", string(p.SSL))
 	addIf(e, "Encryption", p.Encryption)
 	addIf(e, "AuthRequired", string(p.AuthRequired))
-	addIf(e, "ASUrl", p.ASUrl)
-	addIf(e, "EwsUrl", p.EwsURL)
-	addIf(e, "OABUrl", p.OABUrl)
+	addIf(e, "ASUrl", p.ASURL)
+	addIf(e, "EwsUrl", p.EWSURL)
+	addIf(e, "OABUrl", p.OABURL)
 	if p.TTL != 0 {
 		add(e, "TTL", strconv.Itoa(p.TTL))
 	}

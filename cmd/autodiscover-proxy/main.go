@@ -1,5 +1,6 @@
 // Command autodiscover-proxy answers mail-client autoconfiguration for the
-// configured domains. Subcommands: serve, check-config, dns, doctor, render.
+// configured domains. Subcommands: serve, check-config, dns, doctor,
+// render, version.
 package main
 
 import (
