@@ -102,28 +102,41 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 		s.poxError(w, r, errSchema, xmlschema.ErrorAddressNotFound)
 		return
 	}
-	email := rec.address
-	if a.domain.Upstream != nil {
-		ans, res, cause := s.askUpstream(r, a, req, addr)
-		rec.upstream = res
-		s.Metrics.observeUpstream(a.domain.Name, res)
-		if cause != nil {
-			rec.upstreamErr = cause.Error()
-		} else {
-			rec.outcome = OutcomeUpstream
-			if ans.status == http.StatusUnauthorized {
-				for _, v := range ans.wwwAuth {
-					w.Header().Add("WWW-Authenticate", v)
-				}
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-			s.sendXML(w, r, ans.body)
-			return
-		}
-		// Any upstream failure: the local answer below.
+	if a.domain.Upstream != nil && s.answerUpstream(w, r, a, req, addr) {
+		return
 	}
+	s.localPOX(w, r, a, addr, errSchema)
+}
 
+// answerUpstream answers with the domain's upstream's corrected answer (or
+// its 401, under relay_auth) and reports true; on any upstream failure it
+// writes nothing, records why and reports false: the local answer follows.
+func (s *Server) answerUpstream(w http.ResponseWriter, r *http.Request, a *answers, req xmlschema.Request, addr config.Address) bool {
+	rec := recordOf(r)
+	ans, res, cause := s.askUpstream(r, a, req, addr)
+	rec.upstream = res
+	s.Metrics.observeUpstream(a.domain.Name, res)
+	if cause != nil {
+		rec.upstreamErr = cause.Error()
+		return false
+	}
+	rec.outcome = OutcomeUpstream
+	if ans.status == http.StatusUnauthorized {
+		for _, v := range ans.wwwAuth {
+			w.Header().Add("WWW-Authenticate", v)
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+		return true
+	}
+	s.sendXML(w, r, ans.body)
+	return true
+}
+
+// localPOX is the domain's own answer for addr: mobilesync, Outlook's
+// redirect to its provider, or the settings, from the compiled templates.
+func (s *Server) localPOX(w http.ResponseWriter, r *http.Request, a *answers, addr config.Address, errSchema string) {
+	rec := recordOf(r)
+	email := addr.String()
 	switch {
 	case rec.dialect == DialectMobileSync && a.mobilesync == nil:
 		rec.outcome = OutcomeUnsupportedSchema

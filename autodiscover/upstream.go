@@ -103,27 +103,16 @@ func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Requ
 			r.EMailAddress = addr
 			body, _ = r.Document().WriteToBytes()
 		}
-		resp, err := s.postUpstream(ctx, target, body, auth, up)
-		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return ans, upTimeout, err
-			}
-			return ans, upConnError, err
-		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
-		resp.Body.Close()
+		resp, data, res, err := s.fetchUpstream(ctx, target, body, auth, up)
 		switch {
-		case err != nil && ctx.Err() != nil:
-			return ans, upTimeout, fmt.Errorf("reading the answer: %w", err)
 		case err != nil:
-			return ans, upConnError, fmt.Errorf("reading the answer: %w", err)
+			return ans, res, err
 		case resp.StatusCode == http.StatusUnauthorized:
 			if up.RelayAuth {
 				return upstreamAnswer{status: http.StatusUnauthorized, wwwAuth: resp.Header.Values("WWW-Authenticate")}, upRelayed401, nil
 			}
 			return ans, upUnauthorized, errors.New("HTTP 401 (relay_auth is off)")
-		case resp.StatusCode == http.StatusFound || resp.StatusCode == http.StatusMovedPermanently ||
-			resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect:
+		case resp.StatusCode != http.StatusOK:
 			// MS-OXDSCLI 3.2.5: a server SHOULD redirect to another URL with 302.
 			next, ok := allowedRedirect(target, resp.Header.Get("Location"), up)
 			if !ok {
@@ -131,10 +120,6 @@ func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Requ
 			}
 			target = next
 			continue
-		case resp.StatusCode != http.StatusOK:
-			return ans, upStatus, fmt.Errorf("HTTP %d", resp.StatusCode)
-		case len(data) > maxUpstreamBody:
-			return ans, upTooLarge, fmt.Errorf("answer over %d bytes", maxUpstreamBody)
 		}
 		doc := etree.NewDocument()
 		if err := doc.ReadFromBytes(data); err != nil || doc.Root() == nil {
@@ -157,32 +142,71 @@ func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Requ
 			addr = next.String()
 			continue
 		}
-		named, err := answerAddress(doc, addr)
+		out, named, res, err := correctedAnswer(doc, a.domain, addr)
 		if err != nil {
-			return ans, upInvalid, err
-		}
-		rewritten := rewriteConsumerHosts(doc, a.domain)
-		if err := validUpstreamAnswer(doc); err != nil {
-			return ans, upInvalid, err
-		}
-		out, err := doc.WriteToBytes()
-		if err != nil {
-			return ans, upInvalid, err
-		}
-		if !bytes.HasPrefix(out, []byte("<?xml")) {
-			out = append([]byte(`<?xml version="1.0" encoding="utf-8"?>`+"\n"), out...)
+			return ans, res, err
 		}
 		// Answers to authenticated requests are the user's own: never kept.
 		if auth == "" && named {
 			s.cache.put(key, out, s.Now())
 		}
-		res = upOK
-		if rewritten {
-			res = upRewritten
-		}
 		return upstreamAnswer{status: http.StatusOK, body: out}, res, nil
 	}
 	return ans, upLoop, fmt.Errorf("more than %d redirects", maxUpstreamHops)
+}
+
+// fetchUpstream sends one request and reads the answer, at most
+// maxUpstreamBody of it. An error comes with the result to record: a
+// timeout, a connection error, a status other than 200, 401 or a
+// redirect, or an answer too large.
+func (s *Server) fetchUpstream(ctx context.Context, target string, body []byte, auth string, up *config.Upstream) (*http.Response, []byte, upstreamResult, error) {
+	resp, err := s.postUpstream(ctx, target, body, auth, up)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, nil, upTimeout, err
+		}
+		return nil, nil, upConnError, err
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusUnauthorized, http.StatusFound, http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return nil, nil, upStatus, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, nil, upTimeout, fmt.Errorf("reading the answer: %w", err)
+	case err != nil:
+		return nil, nil, upConnError, fmt.Errorf("reading the answer: %w", err)
+	case len(data) > maxUpstreamBody:
+		return nil, nil, upTooLarge, fmt.Errorf("answer over %d bytes", maxUpstreamBody)
+	}
+	return resp, data, "", nil
+}
+
+// correctedAnswer is an upstream's settings answer for addr, corrected
+// for the domain and checked again: its bytes, whether it names addr
+// (only then may it be kept), and ok or rewritten; or why it is not used.
+func correctedAnswer(doc *etree.Document, d *config.Domain, addr string) (out []byte, named bool, res upstreamResult, err error) {
+	named, err = answerAddress(doc, addr)
+	if err != nil {
+		return nil, false, upInvalid, err
+	}
+	rewritten := rewriteConsumerHosts(doc, d)
+	if err := validUpstreamAnswer(doc); err != nil {
+		return nil, false, upInvalid, err
+	}
+	if out, err = doc.WriteToBytes(); err != nil {
+		return nil, false, upInvalid, err
+	}
+	if !bytes.HasPrefix(out, []byte("<?xml")) {
+		out = append([]byte(`<?xml version="1.0" encoding="utf-8"?>`+"\n"), out...)
+	}
+	if rewritten {
+		return out, named, upRewritten, nil
+	}
+	return out, named, upOK, nil
 }
 
 // answerAddress checks the address an upstream answer is about
