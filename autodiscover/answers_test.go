@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,25 @@ const variedConfig = `domains:
     ews: {url: "https://ews.m.example/EWS/Exchange.asmx"}
 `
 
+// variedDomains is variedConfig with testdata/config.yaml's domains, in
+// one config.
+func variedDomains(t *testing.T) *config.Config {
+	t.Helper()
+	testdata, err := os.ReadFile("testdata/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, list, ok := strings.Cut(string(testdata), "domains:\n")
+	if !ok {
+		t.Fatal("testdata/config.yaml has no domains: line")
+	}
+	cfg, err := config.Parse([]byte(variedConfig+list), "varied.yaml", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // renderAll is every document of a domain's answers, filled with one
 // user's parts and the domain's values.
 func renderAll(a *answers) []string {
@@ -66,15 +86,7 @@ func renderAll(a *answers) []string {
 // every other domain (sharing) and alone (fresh), are the same to the
 // byte. A field that shapes a document but is not in its shape fails here.
 func TestSharedTemplatesMatchFresh(t *testing.T) {
-	cfg, err := config.Parse([]byte(variedConfig), "varied.yaml", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	testdata, err := config.Load("testdata/config.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	domains := append(cfg.Domains, testdata.Domains...)
+	domains := variedDomains(t).Domains
 	shared := newCompiler()
 	var all []*answers
 	for _, d := range domains {
@@ -124,15 +136,7 @@ func TestSharedTemplatesMatchFresh(t *testing.T) {
 // is the same to the byte as one rendered fresh, for every domain and
 // language, whichever pages were made before it.
 func TestSharedPagesMatchFresh(t *testing.T) {
-	cfg, err := config.Parse([]byte(variedConfig), "varied.yaml", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	testdata, err := config.Load("testdata/config.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Domains = append(cfg.Domains, testdata.Domains...)
+	cfg := variedDomains(t)
 	server := func() *Server {
 		s, err := New(cfg)
 		if err != nil {

@@ -319,29 +319,7 @@ func readTBWith(domains []string, servers []clientcheck.Server, smtpAuth []strin
 
 // soapBody is a SOAP request as the EWS Managed API sends it.
 func soapBody(op string, items []string, settings ...string) string {
-	var b strings.Builder
-	b.WriteString(`<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:a="http://schemas.microsoft.com/exchange/2010/Autodiscover" xmlns:wsa="http://www.w3.org/2005/08/addressing" xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">`)
-	b.WriteString(`<soap:Header><a:RequestedServerVersion>Exchange2010</a:RequestedServerVersion><wsa:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/` + op + `</wsa:Action><wsa:To>https://autodiscover.contoso.com/autodiscover/autodiscover.svc</wsa:To></soap:Header>`)
-	b.WriteString(`<soap:Body><a:` + op + `RequestMessage><a:Request>`)
-	if op == "GetUserSettings" {
-		b.WriteString(`<a:Users>`)
-		for _, u := range items {
-			b.WriteString(`<a:User><a:Mailbox>` + u + `</a:Mailbox></a:User>`)
-		}
-		b.WriteString(`</a:Users>`)
-	} else {
-		b.WriteString(`<a:Domains>`)
-		for _, d := range items {
-			b.WriteString(`<a:Domain>` + d + `</a:Domain>`)
-		}
-		b.WriteString(`</a:Domains>`)
-	}
-	b.WriteString(`<a:RequestedSettings>`)
-	for _, s := range settings {
-		b.WriteString(`<a:Setting>` + s + `</a:Setting>`)
-	}
-	b.WriteString(`</a:RequestedSettings></a:Request></a:` + op + `RequestMessage></soap:Body></soap:Envelope>`)
-	return b.String()
+	return clientcheck.SOAPRequest(op, items, settings...)
 }
 
 // readSOAP checks a SOAP answer with its status as the EWS Managed API

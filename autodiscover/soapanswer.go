@@ -2,7 +2,6 @@ package autodiscover
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 	"github.com/autodiscover-proxy/autodiscover-proxy/xmlschema"
@@ -128,42 +127,14 @@ func settingsItem(it *xmlschema.SOAPItem, names []string, value func(name string
 	}
 }
 
-// definedSettings are the setting names Exchange defines ([MS-OXWSADISC]
-// UserSettingName and DomainSettingName; the EWS Managed API's
-// UserSettingName enumeration, which follows Exchange's). A defined name
-// the proxy has no true value for is SettingIsNotAvailable, not
-// InvalidSetting: the proxy invents nothing (no UserDN, no mailbox
-// server); InvalidSetting is for names nobody defines.
+// definedSettings are the setting names Exchange defines
+// (xmlschema.SettingNames). A defined name the proxy has no true value for
+// is SettingIsNotAvailable, not InvalidSetting: the proxy invents nothing
+// (no UserDN, no mailbox server); InvalidSetting is for names nobody
+// defines.
 var definedSettings = func() map[string]bool {
 	m := map[string]bool{}
-	for _, n := range strings.Fields(`
-		UserDisplayName UserDN UserDeploymentId InternalMailboxServer InternalRpcClientServer
-		InternalMailboxServerDN InternalEcpUrl InternalEcpVoicemailUrl InternalEcpEmailSubscriptionsUrl
-		InternalEcpTextMessagingUrl InternalEcpDeliveryReportUrl InternalEcpRetentionPolicyTagsUrl
-		InternalEcpPublishingUrl InternalEcpPhotoUrl InternalEcpConnectUrl InternalEcpTeamMailboxUrl
-		InternalEcpTeamMailboxCreatingUrl InternalEcpTeamMailboxEditingUrl InternalEcpTeamMailboxHidingUrl
-		InternalEcpExtensionInstallationUrl InternalEwsUrl InternalEmwsUrl InternalOABUrl InternalPhotosUrl
-		InternalUMUrl InternalWebClientUrls MailboxDN PublicFolderServer ActiveDirectoryServer
-		ExternalMailboxServer ExternalMailboxServerRequiresSSL ExternalMailboxServerAuthenticationMethods
-		EcpVoicemailUrlFragment EcpEmailSubscriptionsUrlFragment EcpTextMessagingUrlFragment
-		EcpDeliveryReportUrlFragment EcpRetentionPolicyTagsUrlFragment EcpPublishingUrlFragment
-		EcpPhotoUrlFragment EcpConnectUrlFragment EcpTeamMailboxUrlFragment EcpTeamMailboxCreatingUrlFragment
-		EcpTeamMailboxEditingUrlFragment EcpExtensionInstallationUrlFragment ExternalEcpUrl
-		ExternalEcpVoicemailUrl ExternalEcpEmailSubscriptionsUrl ExternalEcpTextMessagingUrl
-		ExternalEcpDeliveryReportUrl ExternalEcpRetentionPolicyTagsUrl ExternalEcpPublishingUrl
-		ExternalEcpPhotoUrl ExternalEcpConnectUrl ExternalEcpTeamMailboxUrl ExternalEcpTeamMailboxCreatingUrl
-		ExternalEcpTeamMailboxEditingUrl ExternalEcpTeamMailboxHidingUrl ExternalEcpExtensionInstallationUrl
-		ExternalEwsUrl ExternalEmwsUrl ExternalOABUrl ExternalPhotosUrl ExternalUMUrl ExternalWebClientUrls
-		CrossOrganizationSharingEnabled AlternateMailboxes CasVersion EwsSupportedSchemas
-		InternalPop3Connections ExternalPop3Connections InternalImap4Connections ExternalImap4Connections
-		InternalSmtpConnections ExternalSmtpConnections InternalServerExclusiveConnect ExternalEwsVersion
-		MobileMailboxPolicy DocumentSharingLocations UserMSOnline InternalMailboxServerAuthenticationMethods
-		MailboxVersion SPMySiteHostURL SiteMailboxCreationURL InternalRpcHttpServer
-		InternalRpcHttpConnectivityRequiresSsl InternalRpcHttpAuthenticationMethod
-		ExternalServerExclusiveConnect ExchangeRpcUrl ShowGalAsDefaultView AutoDiscoverSMTPAddress
-		InteropExternalEwsUrl InteropExternalEwsVersion PublicFolderInformation RedirectUrl EwsPartnerUrl
-		CertPrincipalName GroupingInformation InternalOutlookServiceUrl ExternalOutlookServiceUrl
-		MapiHttpEnabled ExternalEwsUrlForOffice`) {
+	for _, n := range xmlschema.SettingNames {
 		m[n] = true
 	}
 	return m

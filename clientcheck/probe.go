@@ -50,16 +50,36 @@ func ProbeFor(client, email, protocol string) (Probe, error) {
 		return Probe{Client: client, Method: "GET", Path: "/mobileconfig?email=" + url.QueryEscape(email)}, nil
 	case "soap":
 		return Probe{Client: client, Method: "POST", Path: "/autodiscover/autodiscover.svc", ContentType: "text/xml; charset=utf-8",
-			Body: `<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:a="http://schemas.microsoft.com/exchange/2010/Autodiscover" ` +
-				`xmlns:wsa="http://www.w3.org/2005/08/addressing" xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header>` +
-				`<a:RequestedServerVersion>Exchange2010</a:RequestedServerVersion>` +
-				`<wsa:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettings</wsa:Action></soap:Header>` +
-				`<soap:Body><a:GetUserSettingsRequestMessage><a:Request><a:Users><a:User><a:Mailbox>` + e + `</a:Mailbox></a:User></a:Users>` +
-				`<a:RequestedSettings><a:Setting>UserDisplayName</a:Setting><a:Setting>ExternalEwsUrl</a:Setting>` +
-				`<a:Setting>ExternalImap4Connections</a:Setting><a:Setting>ExternalPop3Connections</a:Setting><a:Setting>ExternalSmtpConnections</a:Setting>` +
-				`</a:RequestedSettings></a:Request></a:GetUserSettingsRequestMessage></soap:Body></soap:Envelope>`}, nil
+			Body: SOAPRequest("GetUserSettings", []string{email},
+				"UserDisplayName", "ExternalEwsUrl", "ExternalImap4Connections", "ExternalPop3Connections", "ExternalSmtpConnections")}, nil
 	}
 	return Probe{}, fmt.Errorf("unknown client %q: use %s", client, strings.Join(Clients, ", "))
+}
+
+// SOAPRequest is a GetUserSettings or GetDomainSettings request (op) as
+// the EWS Managed API sends it, for the users' mailboxes or the domains
+// in items. Items and settings are escaped.
+func SOAPRequest(op string, items []string, settings ...string) string {
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:a="http://schemas.microsoft.com/exchange/2010/Autodiscover" ` +
+		`xmlns:wsa="http://www.w3.org/2005/08/addressing" xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header>` +
+		`<a:RequestedServerVersion>Exchange2010</a:RequestedServerVersion>` +
+		`<wsa:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/` + op + `</wsa:Action></soap:Header>` +
+		`<soap:Body><a:` + op + `RequestMessage><a:Request>`)
+	list, item := "Domains", "<a:Domain>%s</a:Domain>"
+	if op == "GetUserSettings" {
+		list, item = "Users", "<a:User><a:Mailbox>%s</a:Mailbox></a:User>"
+	}
+	b.WriteString("<a:" + list + ">")
+	for _, it := range items {
+		fmt.Fprintf(&b, item, xmlText(it))
+	}
+	b.WriteString("</a:" + list + "><a:RequestedSettings>")
+	for _, s := range settings {
+		b.WriteString("<a:Setting>" + xmlText(s) + "</a:Setting>")
+	}
+	b.WriteString(`</a:RequestedSettings></a:Request></a:` + op + `RequestMessage></soap:Body></soap:Envelope>`)
+	return b.String()
 }
 
 // Answer is what a client took from an answer: the servers and URLs it

@@ -38,6 +38,38 @@ const (
 	SOAPInvalidDomain         = "InvalidDomain"
 )
 
+// SettingNames are the setting names Exchange defines ([MS-OXWSADISC]
+// UserSettingName and DomainSettingName; the EWS Managed API's
+// UserSettingName enumeration, which follows Exchange's), in its order.
+var SettingNames = strings.Fields(`
+		UserDisplayName UserDN UserDeploymentId InternalMailboxServer InternalRpcClientServer
+		InternalMailboxServerDN InternalEcpUrl InternalEcpVoicemailUrl InternalEcpEmailSubscriptionsUrl
+		InternalEcpTextMessagingUrl InternalEcpDeliveryReportUrl InternalEcpRetentionPolicyTagsUrl
+		InternalEcpPublishingUrl InternalEcpPhotoUrl InternalEcpConnectUrl InternalEcpTeamMailboxUrl
+		InternalEcpTeamMailboxCreatingUrl InternalEcpTeamMailboxEditingUrl InternalEcpTeamMailboxHidingUrl
+		InternalEcpExtensionInstallationUrl InternalEwsUrl InternalEmwsUrl InternalOABUrl InternalPhotosUrl
+		InternalUMUrl InternalWebClientUrls MailboxDN PublicFolderServer ActiveDirectoryServer
+		ExternalMailboxServer ExternalMailboxServerRequiresSSL ExternalMailboxServerAuthenticationMethods
+		EcpVoicemailUrlFragment EcpEmailSubscriptionsUrlFragment EcpTextMessagingUrlFragment
+		EcpDeliveryReportUrlFragment EcpRetentionPolicyTagsUrlFragment EcpPublishingUrlFragment
+		EcpPhotoUrlFragment EcpConnectUrlFragment EcpTeamMailboxUrlFragment EcpTeamMailboxCreatingUrlFragment
+		EcpTeamMailboxEditingUrlFragment EcpExtensionInstallationUrlFragment ExternalEcpUrl
+		ExternalEcpVoicemailUrl ExternalEcpEmailSubscriptionsUrl ExternalEcpTextMessagingUrl
+		ExternalEcpDeliveryReportUrl ExternalEcpRetentionPolicyTagsUrl ExternalEcpPublishingUrl
+		ExternalEcpPhotoUrl ExternalEcpConnectUrl ExternalEcpTeamMailboxUrl ExternalEcpTeamMailboxCreatingUrl
+		ExternalEcpTeamMailboxEditingUrl ExternalEcpTeamMailboxHidingUrl ExternalEcpExtensionInstallationUrl
+		ExternalEwsUrl ExternalEmwsUrl ExternalOABUrl ExternalPhotosUrl ExternalUMUrl ExternalWebClientUrls
+		CrossOrganizationSharingEnabled AlternateMailboxes CasVersion EwsSupportedSchemas
+		InternalPop3Connections ExternalPop3Connections InternalImap4Connections ExternalImap4Connections
+		InternalSmtpConnections ExternalSmtpConnections InternalServerExclusiveConnect ExternalEwsVersion
+		MobileMailboxPolicy DocumentSharingLocations UserMSOnline InternalMailboxServerAuthenticationMethods
+		MailboxVersion SPMySiteHostURL SiteMailboxCreationURL InternalRpcHttpServer
+		InternalRpcHttpConnectivityRequiresSsl InternalRpcHttpAuthenticationMethod
+		ExternalServerExclusiveConnect ExchangeRpcUrl ShowGalAsDefaultView AutoDiscoverSMTPAddress
+		InteropExternalEwsUrl InteropExternalEwsVersion PublicFolderInformation RedirectUrl EwsPartnerUrl
+		CertPrincipalName GroupingInformation InternalOutlookServiceUrl ExternalOutlookServiceUrl
+		MapiHttpEnabled ExternalEwsUrlForOffice`)
+
 // SOAPRequest is a GetUserSettings or GetDomainSettings request.
 type SOAPRequest struct {
 	Operation              string

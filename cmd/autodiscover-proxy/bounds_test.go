@@ -12,12 +12,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
+	"github.com/autodiscover-proxy/autodiscover-proxy/xmlschema"
 )
 
 // The bounds that hold by construction, tried against the built binary
@@ -66,63 +70,11 @@ func readProc(t *testing.T, pid int) procStat {
 
 const mib = 1 << 20
 
-// soapRequest is a GetUserSettings or GetDomainSettings request as the
-// EWS Managed API sends it.
-func soapRequest(op string, items []string, settings []string) string {
-	var b strings.Builder
-	b.WriteString(`<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:a="http://schemas.microsoft.com/exchange/2010/Autodiscover" xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><a:` + op + `RequestMessage><a:Request>`)
-	if op == "GetUserSettings" {
-		b.WriteString(`<a:Users>`)
-		for _, u := range items {
-			b.WriteString(`<a:User><a:Mailbox>` + u + `</a:Mailbox></a:User>`)
-		}
-		b.WriteString(`</a:Users>`)
-	} else {
-		b.WriteString(`<a:Domains>`)
-		for _, d := range items {
-			b.WriteString(`<a:Domain>` + d + `</a:Domain>`)
-		}
-		b.WriteString(`</a:Domains>`)
-	}
-	b.WriteString(`<a:RequestedSettings>`)
-	for _, s := range settings {
-		b.WriteString(`<a:Setting>` + s + `</a:Setting>`)
-	}
-	b.WriteString(`</a:RequestedSettings></a:Request></a:` + op + `RequestMessage></s:Body></s:Envelope>`)
-	return b.String()
-}
-
 // everySetting is the setting names Exchange defines (the answer's
 // largest entries are for these), then 16 undefined names of 64 bytes,
 // the most the service answers.
 func everySetting() []string {
-	names := strings.Fields(`UserDisplayName UserDN UserDeploymentId InternalMailboxServer InternalRpcClientServer
-		InternalMailboxServerDN InternalEcpUrl InternalEcpVoicemailUrl InternalEcpEmailSubscriptionsUrl
-		InternalEcpTextMessagingUrl InternalEcpDeliveryReportUrl InternalEcpRetentionPolicyTagsUrl
-		InternalEcpPublishingUrl InternalEcpPhotoUrl InternalEcpConnectUrl InternalEcpTeamMailboxUrl
-		InternalEcpTeamMailboxCreatingUrl InternalEcpTeamMailboxEditingUrl InternalEcpTeamMailboxHidingUrl
-		InternalEcpExtensionInstallationUrl InternalEwsUrl InternalEmwsUrl InternalOABUrl InternalPhotosUrl
-		InternalUMUrl InternalWebClientUrls MailboxDN PublicFolderServer ActiveDirectoryServer
-		ExternalMailboxServer ExternalMailboxServerRequiresSSL ExternalMailboxServerAuthenticationMethods
-		EcpVoicemailUrlFragment EcpEmailSubscriptionsUrlFragment EcpTextMessagingUrlFragment
-		EcpDeliveryReportUrlFragment EcpRetentionPolicyTagsUrlFragment EcpPublishingUrlFragment
-		EcpPhotoUrlFragment EcpConnectUrlFragment EcpTeamMailboxUrlFragment EcpTeamMailboxCreatingUrlFragment
-		EcpTeamMailboxEditingUrlFragment EcpExtensionInstallationUrlFragment ExternalEcpUrl
-		ExternalEcpVoicemailUrl ExternalEcpEmailSubscriptionsUrl ExternalEcpTextMessagingUrl
-		ExternalEcpDeliveryReportUrl ExternalEcpRetentionPolicyTagsUrl ExternalEcpPublishingUrl
-		ExternalEcpPhotoUrl ExternalEcpConnectUrl ExternalEcpTeamMailboxUrl ExternalEcpTeamMailboxCreatingUrl
-		ExternalEcpTeamMailboxEditingUrl ExternalEcpTeamMailboxHidingUrl ExternalEcpExtensionInstallationUrl
-		ExternalEwsUrl ExternalEmwsUrl ExternalOABUrl ExternalPhotosUrl ExternalUMUrl ExternalWebClientUrls
-		CrossOrganizationSharingEnabled AlternateMailboxes CasVersion EwsSupportedSchemas
-		InternalPop3Connections ExternalPop3Connections InternalImap4Connections ExternalImap4Connections
-		InternalSmtpConnections ExternalSmtpConnections InternalServerExclusiveConnect ExternalEwsVersion
-		MobileMailboxPolicy DocumentSharingLocations UserMSOnline InternalMailboxServerAuthenticationMethods
-		MailboxVersion SPMySiteHostURL SiteMailboxCreationURL InternalRpcHttpServer
-		InternalRpcHttpConnectivityRequiresSsl InternalRpcHttpAuthenticationMethod
-		ExternalServerExclusiveConnect ExchangeRpcUrl ShowGalAsDefaultView AutoDiscoverSMTPAddress
-		InteropExternalEwsUrl InteropExternalEwsVersion PublicFolderInformation RedirectUrl EwsPartnerUrl
-		CertPrincipalName GroupingInformation InternalOutlookServiceUrl ExternalOutlookServiceUrl
-		MapiHttpEnabled ExternalEwsUrlForOffice`)
+	names := slices.Clone(xmlschema.SettingNames)
 	for i := range 16 {
 		names = append(names, strings.Repeat("X", 62)+fmt.Sprintf("%02d", i))
 	}
@@ -136,7 +88,7 @@ func worstSOAP() string {
 	for i := range 100 {
 		users = append(users, strings.Repeat("u", 62)+fmt.Sprintf("%02d", i)+"@custom.example")
 	}
-	return soapRequest("GetUserSettings", users, everySetting())
+	return clientcheck.SOAPRequest("GetUserSettings", users, everySetting()...)
 }
 
 // boundsConfig serves a Microsoft 365 domain through the fake upstream
@@ -200,9 +152,9 @@ func TestHostileBounds(t *testing.T) {
 			name, method, path, body string
 		}{
 			{"SOAP: 100 users, every setting", "POST", "/autodiscover/autodiscover.svc", worstSOAP()},
-			{"SOAP: 100 users, 1,800 repeated names", "POST", "/autodiscover/autodiscover.svc", soapRequest("GetUserSettings", users, repeated)},
-			{"SOAP: every distinct name", "POST", "/autodiscover/autodiscover.svc", soapRequest("GetUserSettings", []string{long}, everySetting())},
-			{"SOAP: 100 domains, every setting", "POST", "/autodiscover/autodiscover.svc", soapRequest("GetDomainSettings", domains, everySetting())},
+			{"SOAP: 100 users, 1,800 repeated names", "POST", "/autodiscover/autodiscover.svc", clientcheck.SOAPRequest("GetUserSettings", users, repeated...)},
+			{"SOAP: every distinct name", "POST", "/autodiscover/autodiscover.svc", clientcheck.SOAPRequest("GetUserSettings", []string{long}, everySetting()...)},
+			{"SOAP: 100 domains, every setting", "POST", "/autodiscover/autodiscover.svc", clientcheck.SOAPRequest("GetDomainSettings", domains, everySetting()...)},
 			{"POX: 64 KiB of empty elements", "POST", "/autodiscover/autodiscover.xml", poxWorst},
 			{"POX: upstream answer", "POST", "/autodiscover/autodiscover.xml", fmt.Sprintf(poxRequest, "big1@contoso.com")},
 			{"autoconfig", "GET", "/mail/config-v1.1.xml?emailaddress=" + long, ""},
