@@ -64,7 +64,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	configFile, httpsAddr, httpAddr, adminAddr := &o.config, &o.https, &o.http, &o.admin
 	logOut := newLogWriter(stderr)
 	defer logOut.Close()
 	log, err := newLogger(o.logFormat, logOut)
@@ -73,90 +72,36 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	setMemoryLimit(log, memlimit.FromCgroup)
-	cfg, err := loadConfig(*configFile)
+	cfg, err := loadConfig(o.config)
 	if err != nil {
 		return err
 	}
-	svc, err := newService(*configFile, cfg, *httpsAddr != "", log)
+	svc, err := newService(o.config, cfg, o.https != "", log)
 	if err != nil {
 		return err
 	}
-	if *configFile == "" {
+	if o.config == "" {
 		log.Info("no -config given: serving the embedded default (example.com, microsoft365)")
 	}
-	if *httpsAddr == "" && *httpAddr != "" && len(cfg.TrustedProxies) == 0 {
+	if o.https == "" && o.http != "" && len(cfg.TrustedProxies) == 0 {
 		log.Warn("-https is empty but trusted_proxies is too: behind a TLS-terminating proxy, requests that reached it over https are answered as plain HTTP; list the proxy's addresses in trusted_proxies")
 	}
 
 	// Listen first, so the ports are known (and printed) before serving.
-	var servers []*http.Server
-	var listeners []net.Listener
-	defer func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}()
-	var caps []*connCap
-	listen := func(name, addr string, h http.Handler) (*http.Server, error) {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen %s: %w", name, err)
-		}
-		s := newHTTPServer(h, log, serverTimeouts)
-		limit := newConnCap(cfg.Limits.ConnectionsPerListener)
-		s.ConnState = limit.ConnState
-		caps = append(caps, limit)
-		listeners = append(listeners, limit.Listener(ln))
-		servers = append(servers, s)
-		return s, nil
+	ls, err := listenAll(o, svc, cfg, log)
+	defer ls.close()
+	if err != nil {
+		return err
 	}
-	var httpsLn, httpLn net.Listener
-	if *httpsAddr != "" {
-		s, err := listen("https", *httpsAddr, svc.srv.HTTPSHandler())
-		if err != nil {
-			return err
-		}
-		s.TLSConfig = svc.tlsConfig(cfg)
-		httpsLn = listeners[len(listeners)-1]
-		svc.srv.HTTPSPort = publicHTTPSPort(o.publicHTTPSPort, httpsLn.Addr().(*net.TCPAddr))
-	}
-	if *httpAddr != "" {
-		if _, err := listen("http", *httpAddr, svc.httpHandler()); err != nil {
-			return err
-		}
-		httpLn = listeners[len(listeners)-1]
-	}
-	if *adminAddr != "" {
-		if _, err := listen("admin", *adminAddr, svc.adminHandler(o.pprof)); err != nil {
-			return err
-		}
-	}
-	if httpsLn == nil && httpLn == nil {
-		return errors.New("nothing to serve: both -https and -http are empty")
-	}
-
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	announce(stdout, cfg, listeners, httpsLn, httpLn)
+	announce(stdout, cfg, ls.listeners, ls.https, ls.http)
 	logOut.Flush() // what start-up said, at once
 	runCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
-	for _, c := range caps {
-		go c.Run(runCtx)
-	}
-	errc := make(chan error, len(servers))
-	for i, s := range servers {
-		ln := listeners[i]
-		go func() {
-			if s.TLSConfig != nil {
-				errc <- s.ServeTLS(ln, "", "")
-			} else {
-				errc <- s.Serve(ln)
-			}
-		}()
-	}
+	errc := ls.serve(runCtx)
 	if svc.files != nil {
 		go svc.files.Watch(runCtx, certWatchInterval, log)
 	}
@@ -175,17 +120,101 @@ wait:
 		}
 	}
 	log.Info("stopping: no new connections; finishing requests in flight", "grace", shutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	var errs []error
-	for _, s := range servers {
-		errs = append(errs, s.Shutdown(sctx))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := ls.shutdown(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// listenerSet is serve's listeners, each with its server and its
+// connection cap; https and http are nil when not served.
+type listenerSet struct {
+	servers     []*http.Server
+	listeners   []net.Listener
+	caps        []*connCap
+	https, http net.Listener
+}
+
+// listenAll opens the HTTPS, plain-HTTP and admin listeners the flags ask
+// for, each capped at limits.connections_per_listener.
+func listenAll(o *serveOptions, svc *service, cfg *config.Config, log *slog.Logger) (*listenerSet, error) {
+	ls := &listenerSet{}
+	listen := func(name, addr string, h http.Handler) (*http.Server, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", name, err)
+		}
+		s := newHTTPServer(h, log, serverTimeouts)
+		limit := newConnCap(cfg.Limits.ConnectionsPerListener)
+		s.ConnState = limit.ConnState
+		ls.caps = append(ls.caps, limit)
+		ls.listeners = append(ls.listeners, limit.Listener(ln))
+		ls.servers = append(ls.servers, s)
+		return s, nil
+	}
+	if o.https != "" {
+		s, err := listen("https", o.https, svc.srv.HTTPSHandler())
+		if err != nil {
+			return ls, err
+		}
+		s.TLSConfig = svc.tlsConfig(cfg)
+		ls.https = ls.listeners[len(ls.listeners)-1]
+		svc.srv.HTTPSPort = publicHTTPSPort(o.publicHTTPSPort, ls.https.Addr().(*net.TCPAddr))
+	}
+	if o.http != "" {
+		if _, err := listen("http", o.http, svc.httpHandler()); err != nil {
+			return ls, err
+		}
+		ls.http = ls.listeners[len(ls.listeners)-1]
+	}
+	if o.admin != "" {
+		if _, err := listen("admin", o.admin, svc.adminHandler(o.pprof)); err != nil {
+			return ls, err
+		}
+	}
+	if ls.https == nil && ls.http == nil {
+		return ls, errors.New("nothing to serve: both -https and -http are empty")
+	}
+	return ls, nil
+}
+
+// serve starts every server and its cap's shedding until ctx ends; a
+// server that stops on its own sends its error.
+func (ls *listenerSet) serve(ctx context.Context) <-chan error {
+	for _, c := range ls.caps {
+		go c.Run(ctx)
+	}
+	errc := make(chan error, len(ls.servers))
+	for i, s := range ls.servers {
+		ln := ls.listeners[i]
+		go func() {
+			if s.TLSConfig != nil {
+				errc <- s.ServeTLS(ln, "", "")
+			} else {
+				errc <- s.Serve(ln)
+			}
+		}()
+	}
+	return errc
+}
+
+// shutdown stops every server, letting requests in flight finish within
+// shutdownGrace.
+func (ls *listenerSet) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	var errs []error
+	for _, s := range ls.servers {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func (ls *listenerSet) close() {
+	for _, l := range ls.listeners {
+		l.Close()
+	}
 }
 
 // publicHTTPSPort is the port clients reach HTTPS on: the one given, else
