@@ -254,6 +254,70 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
+// endpoints sets a domain's servers and URLs: the preset's, with the
+// file's overrides merged field by field.
+func (v *validator) endpoints(d *Domain, fd *fileDomain, path string) {
+	preset := d.Provider
+	d.IMAP = v.server(preset.IMAP, fd.IMAP, path+".imap")
+	d.POP3 = v.server(preset.POP3, fd.POP3, path+".pop3")
+	d.SMTP = v.server(preset.SMTP, fd.SMTP, path+".smtp")
+	if d.IMAP == nil && d.POP3 == nil {
+		v.addf(path, "no incoming server: provider %s needs imap or pop3 given as {host, port, tls}", preset.Name)
+	}
+	if d.SMTP == nil {
+		v.addf(path, "no outgoing server: provider %s needs smtp given as {host, port, tls}", preset.Name)
+	}
+	if fd.ActiveSync != nil {
+		d.ActiveSyncURL = v.httpsURL(fd.ActiveSync.URL, path+".activesync.url")
+	}
+	if fd.EWS != nil {
+		d.EWSURL = v.httpsURL(fd.EWS.URL, path+".ews.url")
+	}
+	if fd.OAB != nil {
+		d.OABURL = v.httpsURL(fd.OAB.URL, path+".oab.url")
+	}
+}
+
+// policies sets a domain's login form, upstream, SMTP password and
+// Outlook policies, the preset's defaults where the file says nothing.
+func (v *validator) policies(d *Domain, fd *fileDomain, path string) {
+	preset := d.Provider
+	switch {
+	case d.LoginName == "":
+		d.LoginName = LoginEmailAddress
+	case d.LoginName == LoginEmailAddress, d.LoginName == LoginLocalPart, netbiosLogin.MatchString(d.LoginName):
+	default:
+		v.addf(path+".login_name", `%q is not a login-name form: use %s, %s or DOMAIN\%s`,
+			d.LoginName, LoginEmailAddress, LoginLocalPart, LoginLocalPart)
+	}
+	if fd.Upstream != nil {
+		d.Upstream = v.upstream(fd.Upstream, path+".upstream")
+	}
+	switch d.SMTPPassword = fd.SMTPPassword; d.SMTPPassword {
+	case "":
+		d.SMTPPassword = SMTPPasswordAuto
+	case SMTPPasswordAuto, SMTPPasswordOn:
+	case SMTPPasswordOff:
+		if len(d.SMTPAuth(time.Time{})) == 0 {
+			v.addf(path+".smtp_password", "off would leave SMTP with no sign-in method: provider %s signs in to SMTP with a password only", preset.Name)
+		}
+	default:
+		v.addf(path+".smtp_password", "%q: use auto (the provider's dates), on (keep offering password SMTP, e.g. after re-enabling SMTP AUTH for the tenant) or off", d.SMTPPassword)
+	}
+	switch d.OutlookExchange {
+	case "":
+		d.OutlookExchange = preset.OutlookExchange
+	case OutlookSettings:
+	case OutlookRedirect:
+		if preset.OutlookRedirectURL == "" {
+			v.addf(path+".outlook_exchange", "redirect needs a provider with its own autodiscover service; provider %s has none: use settings",
+				preset.Name)
+		}
+	default:
+		v.addf(path+".outlook_exchange", "%q is not a policy: use %s or %s", d.OutlookExchange, OutlookRedirect, OutlookSettings)
+	}
+}
+
 var netbiosLogin = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,14}\\%EMAILLOCALPART%$`)
 
 func (v *validator) domain(fd *fileDomain, path string) *Domain {
@@ -300,58 +364,8 @@ func (v *validator) domain(fd *fileDomain, path string) *Domain {
 		}
 		d.Aliases = append(d.Aliases, n)
 	}
-	d.IMAP = v.server(preset.IMAP, fd.IMAP, path+".imap")
-	d.POP3 = v.server(preset.POP3, fd.POP3, path+".pop3")
-	d.SMTP = v.server(preset.SMTP, fd.SMTP, path+".smtp")
-	if d.IMAP == nil && d.POP3 == nil {
-		v.addf(path, "no incoming server: provider %s needs imap or pop3 given as {host, port, tls}", preset.Name)
-	}
-	if d.SMTP == nil {
-		v.addf(path, "no outgoing server: provider %s needs smtp given as {host, port, tls}", preset.Name)
-	}
-	if fd.ActiveSync != nil {
-		d.ActiveSyncURL = v.httpsURL(fd.ActiveSync.URL, path+".activesync.url")
-	}
-	if fd.EWS != nil {
-		d.EWSURL = v.httpsURL(fd.EWS.URL, path+".ews.url")
-	}
-	if fd.OAB != nil {
-		d.OABURL = v.httpsURL(fd.OAB.URL, path+".oab.url")
-	}
-	switch {
-	case d.LoginName == "":
-		d.LoginName = LoginEmailAddress
-	case d.LoginName == LoginEmailAddress, d.LoginName == LoginLocalPart, netbiosLogin.MatchString(d.LoginName):
-	default:
-		v.addf(path+".login_name", `%q is not a login-name form: use %s, %s or DOMAIN\%s`,
-			d.LoginName, LoginEmailAddress, LoginLocalPart, LoginLocalPart)
-	}
-	if fd.Upstream != nil {
-		d.Upstream = v.upstream(fd.Upstream, path+".upstream")
-	}
-	switch d.SMTPPassword = fd.SMTPPassword; d.SMTPPassword {
-	case "":
-		d.SMTPPassword = SMTPPasswordAuto
-	case SMTPPasswordAuto, SMTPPasswordOn:
-	case SMTPPasswordOff:
-		if len(d.SMTPAuth(time.Time{})) == 0 {
-			v.addf(path+".smtp_password", "off would leave SMTP with no sign-in method: provider %s signs in to SMTP with a password only", preset.Name)
-		}
-	default:
-		v.addf(path+".smtp_password", "%q: use auto (the provider's dates), on (keep offering password SMTP, e.g. after re-enabling SMTP AUTH for the tenant) or off", d.SMTPPassword)
-	}
-	switch d.OutlookExchange {
-	case "":
-		d.OutlookExchange = preset.OutlookExchange
-	case OutlookSettings:
-	case OutlookRedirect:
-		if preset.OutlookRedirectURL == "" {
-			v.addf(path+".outlook_exchange", "redirect needs a provider with its own autodiscover service; provider %s has none: use settings",
-				preset.Name)
-		}
-	default:
-		v.addf(path+".outlook_exchange", "%q is not a policy: use %s or %s", d.OutlookExchange, OutlookRedirect, OutlookSettings)
-	}
+	v.endpoints(d, fd, path)
+	v.policies(d, fd, path)
 	return d
 }
 
