@@ -46,8 +46,8 @@ const (
 	maxAddress   = 254
 )
 
-// ErrBadAddress is wrapped by every address parsing error.
-var ErrBadAddress = errors.New("not an e-mail address")
+// errBadAddress is wrapped by every address parsing error.
+var errBadAddress = errors.New("not an e-mail address")
 
 // ParseAddress parses an address as clients send it: bare addr-spec, no
 // display name, no quoted local part (no business mailbox system issues
@@ -55,11 +55,11 @@ var ErrBadAddress = errors.New("not an e-mail address")
 func ParseAddress(s string) (Address, error) {
 	s = strings.TrimSpace(s)
 	if len(s) > 4*maxAddress { // reject huge input before any work
-		return Address{}, fmt.Errorf("%w: too long", ErrBadAddress)
+		return Address{}, fmt.Errorf("%w: too long", errBadAddress)
 	}
 	at := strings.LastIndexByte(s, '@')
 	if at < 0 {
-		return Address{}, fmt.Errorf("%w: no @", ErrBadAddress)
+		return Address{}, fmt.Errorf("%w: no @", errBadAddress)
 	}
 	local, domain := s[:at], s[at+1:]
 	if err := checkLocalPart(local); err != nil {
@@ -67,10 +67,10 @@ func ParseAddress(s string) (Address, error) {
 	}
 	d, err := NormalizeDomain(domain)
 	if err != nil {
-		return Address{}, fmt.Errorf("%w: %v", ErrBadAddress, err)
+		return Address{}, fmt.Errorf("%w: %v", errBadAddress, err)
 	}
 	if len(local)+1+len(d) > maxAddress {
-		return Address{}, fmt.Errorf("%w: longer than %d bytes", ErrBadAddress, maxAddress)
+		return Address{}, fmt.Errorf("%w: longer than %d bytes", errBadAddress, maxAddress)
 	}
 	return Address{Local: local, Domain: d}, nil
 }
@@ -79,21 +79,21 @@ func ParseAddress(s string) (Address, error) {
 func checkLocalPart(local string) error {
 	switch {
 	case local == "":
-		return fmt.Errorf("%w: empty local part", ErrBadAddress)
+		return fmt.Errorf("%w: empty local part", errBadAddress)
 	case len(local) > maxLocalPart:
-		return fmt.Errorf("%w: local part longer than %d bytes", ErrBadAddress, maxLocalPart)
+		return fmt.Errorf("%w: local part longer than %d bytes", errBadAddress, maxLocalPart)
 	case !utf8.ValidString(local):
-		return fmt.Errorf("%w: local part is not UTF-8", ErrBadAddress)
+		return fmt.Errorf("%w: local part is not UTF-8", errBadAddress)
 	case local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, ".."):
-		return fmt.Errorf("%w: misplaced dot in local part", ErrBadAddress)
+		return fmt.Errorf("%w: misplaced dot in local part", errBadAddress)
 	}
 	for _, r := range local {
 		if r < utf8.RuneSelf {
 			if !isAtext(byte(r)) && r != '.' {
-				return fmt.Errorf("%w: character %q not allowed in local part", ErrBadAddress, r)
+				return fmt.Errorf("%w: character %q not allowed in local part", errBadAddress, r)
 			}
 		} else if !unicode.IsGraphic(r) {
-			return fmt.Errorf("%w: character %U not allowed in local part", ErrBadAddress, r)
+			return fmt.Errorf("%w: character %U not allowed in local part", errBadAddress, r)
 		}
 	}
 	return nil
