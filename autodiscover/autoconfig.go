@@ -23,7 +23,7 @@ var autoconfigPaths = []string{
 // Cost: no body; the answer the domain's compiled document for the
 // period (a few KiB), the same for every address.
 func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := reportOf(r)
 	rec.dialect = DialectAutoconfig
 	st := s.site.Load()
 	var a *answers

@@ -66,7 +66,7 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request, n int) (release
 	defer cancel()
 	release, ok = s.answerMemory.acquire(ctx, int64(n))
 	if !ok {
-		rec := recordOf(r)
+		rec := reportOf(r)
 		rec.outcome = OutcomeBusy
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryBusy/time.Second)))
 		http.Error(w, "The server is busy writing other answers; try again in a few seconds.", http.StatusServiceUnavailable)

@@ -49,7 +49,7 @@ func (m *Metrics) begin() func() {
 	return m.inFlight.Dec
 }
 
-func (m *Metrics) observe(rec *record, d time.Duration) {
+func (m *Metrics) observe(rec *report, d time.Duration) {
 	if m == nil {
 		return
 	}

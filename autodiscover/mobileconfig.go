@@ -26,7 +26,7 @@ const mobileconfigPrefix = "/mobileconfig/"
 // CPUs at once (limitPages); no body; the answer a profile of a few KiB
 // plus its signature and certificate chain, from the answer budget.
 func (s *Server) mobileconfig(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := reportOf(r)
 	rec.dialect = DialectApple
 	email := r.URL.Query().Get("email")
 	if rest, ok := strings.CutPrefix(r.URL.Path, mobileconfigPrefix); ok {

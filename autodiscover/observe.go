@@ -15,11 +15,11 @@ import (
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 )
 
-// record is what a handler says about the request it answered; observe
+// report is what a handler says about the request it answered; observe
 // logs and counts it. The handler states only these fields; the request
 // line adds the method, host, path and User-Agent, and never a query (it
 // can hold an address) or a credential header (Authorization, cookies).
-type record struct {
+type report struct {
 	dialect     Dialect
 	outcome     Outcome
 	domain      string // the configured domain answered for
@@ -31,27 +31,27 @@ type record struct {
 }
 
 // unknownDomain records a request for a domain this service does not serve.
-func (r *record) unknownDomain(asked string) {
+func (r *report) unknownDomain(asked string) {
 	r.outcome, r.asked = OutcomeUnknownDomain, asked
 }
 
-// recordKey is the context key of the request's record.
-type recordKey struct{}
+// reportKey is the context key of the request's report.
+type reportKey struct{}
 
-// recordOf returns the request's record, which travels in the request's
+// reportOf returns the request's report, which travels in the request's
 // context (so that no wrapper of the ResponseWriter can lose it); a
 // throwaway one when the handler was called without observe.
-func recordOf(r *http.Request) *record {
-	if rec, ok := r.Context().Value(recordKey{}).(*record); ok {
+func reportOf(r *http.Request) *report {
+	if rec, ok := r.Context().Value(reportKey{}).(*report); ok {
 		return rec
 	}
-	return &record{}
+	return &report{}
 }
 
-// statusWriter notes the status written into the record.
+// statusWriter notes the status written into the report.
 type statusWriter struct {
 	http.ResponseWriter
-	rec *record
+	rec *report
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -86,8 +86,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		defer s.Metrics.begin()()
 		start := time.Now()
-		rec := &record{}
-		next.ServeHTTP(&statusWriter{ResponseWriter: w, rec: rec}, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
+		rec := &report{}
+		next.ServeHTTP(&statusWriter{ResponseWriter: w, rec: rec}, r.WithContext(context.WithValue(r.Context(), reportKey{}, rec)))
 		d := time.Since(start)
 		s.Metrics.observe(rec, d)
 		s.logRequest(r, rec, d)
@@ -102,7 +102,7 @@ const (
 )
 
 // logRequest writes the request line.
-func (s *Server) logRequest(r *http.Request, rec *record, d time.Duration) {
+func (s *Server) logRequest(r *http.Request, rec *report, d time.Duration) {
 	ctx := r.Context()
 	if !s.Log.Enabled(ctx, slog.LevelInfo) {
 		return

@@ -203,7 +203,7 @@ func TestRequestLine(t *testing.T) {
 // timing middleware would put between observe and a handler.
 type wrappedWriter struct{ http.ResponseWriter }
 
-// The record travels in the request's context: a middleware that wraps
+// The report travels in the request's context: a middleware that wraps
 // the ResponseWriter between observe and the handler loses none of the
 // handler's fields; and http.ResponseController reaches the connection
 // through observe's own writer.

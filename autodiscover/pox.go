@@ -54,7 +54,7 @@ var errorTemplates = func() map[errorKey]*xmlschema.Template {
 // template with the address filled in (a few KiB) or an upstream answer
 // of at most maxUpstreamBody, taken from the budget as it is written.
 func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := reportOf(r)
 	rec.dialect = DialectPOX
 	release, ok := s.reserve(w, r, parseCost(r, maxPOXBody))
 	if !ok {
@@ -112,7 +112,7 @@ func (s *Server) pox(w http.ResponseWriter, r *http.Request) {
 // its 401, under relay_auth) and reports true; on any upstream failure it
 // writes nothing, records why and reports false: the local answer follows.
 func (s *Server) answerUpstream(w http.ResponseWriter, r *http.Request, a *answers, req xmlschema.Request, addr config.Address) bool {
-	rec := recordOf(r)
+	rec := reportOf(r)
 	ans, res, cause := s.askUpstream(r, a, req, addr)
 	rec.upstream = res
 	s.Metrics.observeUpstream(a.domain.Name, res)
@@ -135,7 +135,7 @@ func (s *Server) answerUpstream(w http.ResponseWriter, r *http.Request, a *answe
 // localPOX is the domain's own answer for addr: mobilesync, Outlook's
 // redirect to its provider, or the settings, from the compiled templates.
 func (s *Server) localPOX(w http.ResponseWriter, r *http.Request, a *answers, addr config.Address, errSchema string) {
-	rec := recordOf(r)
+	rec := reportOf(r)
 	email := addr.String()
 	switch {
 	case rec.dialect == DialectMobileSync && a.mobilesync == nil:
@@ -206,7 +206,7 @@ func wantsExchange(r *http.Request) bool {
 // still send them to /autodiscover/autodiscover.svc/wssecurity. So only
 // the plain SOAP endpoint is named, the one served here.
 func (s *Server) poxGet(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := reportOf(r)
 	rec.dialect, rec.outcome = DialectPOX, OutcomeGet
 	w.Header().Set("X-SOAP-Enabled", "True")
 	s.poxError(w, r, "", xmlschema.ErrorInvalidRequest)

@@ -14,9 +14,9 @@ var (
 
 // resolve is the one step in front of every handler that answers for an
 // address: parse it, find the domain that serves it, and say so in the
-// record (the address, the domain; or the outcome bad_address, or
+// report (the address, the domain; or the outcome bad_address, or
 // unknown_domain with the domain asked).
-func (st *site) resolve(email string, rec *record) (config.Address, *answers, error) {
+func (st *site) resolve(email string, rec *report) (config.Address, *answers, error) {
 	addr, err := config.ParseAddress(email)
 	if err != nil {
 		rec.outcome = OutcomeBadAddress

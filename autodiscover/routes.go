@@ -69,7 +69,7 @@ func (s *Server) HTTPHandler() http.Handler {
 // would send it round the proxy again, for ever. The log says so once per
 // peer.
 func (s *Server) untrustedProxy(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := reportOf(r)
 	rec.dialect, rec.outcome = DialectHTTP, OutcomeUntrustedProxy
 	peer := parseAddr(r.RemoteAddr)
 	if s.untrustedPeers.firstTime(peer) {
@@ -147,7 +147,7 @@ func (s *Server) toHTTPS(w http.ResponseWriter, r *http.Request) {
 // (net/http takes it from an absolute-form request line over the Host
 // header), and it must be one of the configured domains' names.
 func (s *Server) redirectOwnHost(w http.ResponseWriter, r *http.Request, dialect Dialect, path string, code int) {
-	rec := recordOf(r)
+	rec := reportOf(r)
 	rec.dialect = dialect
 	a := s.site.Load().hostDomain(r.Host)
 	if a == nil {
@@ -163,12 +163,12 @@ func (s *Server) redirectOwnHost(w http.ResponseWriter, r *http.Request, dialect
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	recordOf(r).outcome = OutcomeNotFound
+	reportOf(r).outcome = OutcomeNotFound
 	http.NotFound(w, r)
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	recordOf(r).outcome = OutcomeMethodNotAllowed
+	reportOf(r).outcome = OutcomeMethodNotAllowed
 	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 }
 
@@ -189,7 +189,7 @@ func (s *Server) limitPages(d Dialect, h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 			return
 		}
-		rec := recordOf(r)
+		rec := reportOf(r)
 		rec.dialect, rec.outcome = d, OutcomeRateLimited
 		l := pageLanguage(r)
 		h := w.Header()

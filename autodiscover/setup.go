@@ -145,7 +145,7 @@ func tableRows(l *catalogue, rows []settingRow) template.HTML {
 // 12 KiB with the address's parts filled in (its QR code cached by URL),
 // from the answer budget.
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := reportOf(r)
 	rec.dialect, rec.outcome = DialectSetup, OutcomeForm
 	page := setupPage{pageShape: pageShape{L: pageLanguage(r)}, Email: r.URL.Query().Get("email")}
 	if a := s.site.Load().hostDomain(r.Host); a != nil {
@@ -236,7 +236,7 @@ func (s *Server) renderSetup(r *http.Request, page *setupPage) ([]byte, error) {
 	return b.Bytes(), err
 }
 
-func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *record) {
+func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *report) {
 	l := page.L
 	st := s.site.Load()
 	addr, a, err := st.resolve(page.Email, rec)

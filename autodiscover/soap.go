@@ -35,7 +35,7 @@ const (
 // message: a plain 400. Per-user and per-setting problems are HTTP 200
 // answers with ErrorCodes, as Exchange gives them.
 func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := reportOf(r)
 	rec.dialect = DialectSOAP
 	release, ok := s.reserve(w, r, parseCost(r, maxPOXBody))
 	if !ok {

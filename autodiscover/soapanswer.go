@@ -55,7 +55,7 @@ func invalidItems(op string, items int, what string) *xmlschema.SOAPResponse {
 // userSettings answers GetUserSettings. Each user's item is made while
 // the answer is written (twice: measured, then built); only the parsed
 // addresses are kept here.
-func (st *site) userSettings(mailboxes, names []string, rec *record) *xmlschema.SOAPResponse {
+func (st *site) userSettings(mailboxes, names []string, rec *report) *xmlschema.SOAPResponse {
 	op := xmlschema.OpGetUserSettings
 	if bad := invalidItems(op, len(mailboxes), "user"); bad != nil {
 		return bad
@@ -66,9 +66,9 @@ func (st *site) userSettings(mailboxes, names []string, rec *record) *xmlschema.
 	}
 	users := make([]user, len(mailboxes))
 	for i, mbx := range mailboxes {
-		about := rec // the record tells of the first user
+		about := rec // the report tells of the first user
 		if i > 0 {
-			about = &record{}
+			about = &report{}
 		}
 		users[i].addr, users[i].a, _ = st.resolve(mbx, about)
 	}
@@ -87,7 +87,7 @@ func (st *site) userSettings(mailboxes, names []string, rec *record) *xmlschema.
 }
 
 // domainSettings answers GetDomainSettings, likewise item by item.
-func (st *site) domainSettings(domains, names []string, rec *record) *xmlschema.SOAPResponse {
+func (st *site) domainSettings(domains, names []string, rec *report) *xmlschema.SOAPResponse {
 	op := xmlschema.OpGetDomainSettings
 	if bad := invalidItems(op, len(domains), "domain"); bad != nil {
 		return bad

@@ -55,7 +55,7 @@ type v2Error struct {
 // Cost: no body; the answer one JSON object naming one configured URL or
 // error (under 1 KiB), whatever the query.
 func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
-	rec := recordOf(r)
+	rec := reportOf(r)
 	rec.dialect = DialectJSON
 	email := queryParam(r.URL.RawQuery, "Email")
 	if len(r.URL.Path) > len(v2PathPrefix) {
