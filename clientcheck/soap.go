@@ -72,10 +72,8 @@ func ReadSOAP(status int, contentType string, body []byte) (*SOAP, error) {
 	var env struct {
 		XMLName xml.Name `xml:"http://schemas.xmlsoap.org/soap/envelope/ Envelope"`
 		Header  struct {
-			Action  string `xml:"http://www.w3.org/2005/08/addressing Action"`
-			Version *struct {
-				MajorVersion, MinorVersion, MajorBuildNumber, MinorBuildNumber, Version *string
-			} `xml:"http://schemas.microsoft.com/exchange/2010/Autodiscover ServerVersionInfo"`
+			Action  string         `xml:"http://www.w3.org/2005/08/addressing Action"`
+			Version *serverVersion `xml:"http://schemas.microsoft.com/exchange/2010/Autodiscover ServerVersionInfo"`
 		} `xml:"http://schemas.xmlsoap.org/soap/envelope/ Header"`
 		Body struct {
 			Fault *struct {
@@ -131,54 +129,76 @@ func ReadSOAP(status int, contentType string, body []byte) (*SOAP, error) {
 	if status != 200 {
 		return nil, fmt.Errorf("an answer with HTTP %d, want 200", status)
 	}
-	v := env.Header.Version
-	if v == nil {
-		return nil, errors.New("no ServerVersionInfo header in the Autodiscover 2010 namespace")
-	}
-	for name, p := range map[string]*string{"MajorVersion": v.MajorVersion, "MinorVersion": v.MinorVersion,
-		"MajorBuildNumber": v.MajorBuildNumber, "MinorBuildNumber": v.MinorBuildNumber} {
-		if p == nil {
-			return nil, fmt.Errorf("ServerVersionInfo has no %s", name)
-		}
-		if _, err := strconv.Atoi(*p); err != nil {
-			return nil, fmt.Errorf("ServerVersionInfo %s %q is not an integer", name, *p)
-		}
-	}
-	if v.Version == nil || *v.Version == "" {
-		return nil, errors.New("ServerVersionInfo has no Version")
+	if err := checkServerVersion(env.Header.Version); err != nil {
+		return nil, err
 	}
 	out.ErrorCode = code
 	for i, it := range items {
-		if it.ErrorCode == "" {
-			return nil, fmt.Errorf("response %d has no ErrorCode", i)
-		}
-		u := SOAPUser{ErrorCode: it.ErrorCode, Settings: map[string]string{}, Connections: map[string][]Server{}, SettingErrors: map[string]string{}}
-		for _, se := range append(it.SettingErrors, it.DomainErrors...) {
-			u.SettingErrors[se.SettingName] = se.ErrorCode
-		}
-		for _, s := range append(it.Settings, it.DomainSets...) {
-			if !settingTypes[s.Type] {
-				return nil, fmt.Errorf("setting %s has i:type %q", s.Name, s.Type)
-			}
-			if s.Type != "ProtocolConnectionCollectionSetting" {
-				u.Settings[s.Name] = s.Value
-				continue
-			}
-			for _, c := range s.Connections {
-				port, err := strconv.Atoi(c.Port)
-				if err != nil || port < 1 || port > 65535 {
-					return nil, fmt.Errorf("setting %s: port %q", s.Name, c.Port)
-				}
-				sec := map[string]string{"SSL": "ssl", "TLS": "starttls", "None": "none"}[c.EncryptionMethod]
-				if sec == "" {
-					return nil, fmt.Errorf("setting %s: EncryptionMethod %q", s.Name, c.EncryptionMethod)
-				}
-				u.Connections[s.Name] = append(u.Connections[s.Name], Server{Host: c.Hostname, Port: port, Security: sec})
-			}
+		u, err := readSOAPItem(it)
+		if err != nil {
+			return nil, fmt.Errorf("response %d: %w", i, err)
 		}
 		out.Users = append(out.Users, u)
 	}
 	return out, nil
+}
+
+// serverVersion is the ServerVersionInfo header as read.
+type serverVersion struct {
+	MajorVersion, MinorVersion, MajorBuildNumber, MinorBuildNumber, Version *string
+}
+
+// checkServerVersion checks the header as the EWS Managed API reads it:
+// every number an integer, a Version.
+func checkServerVersion(v *serverVersion) error {
+	if v == nil {
+		return errors.New("no ServerVersionInfo header in the Autodiscover 2010 namespace")
+	}
+	for name, p := range map[string]*string{"MajorVersion": v.MajorVersion, "MinorVersion": v.MinorVersion,
+		"MajorBuildNumber": v.MajorBuildNumber, "MinorBuildNumber": v.MinorBuildNumber} {
+		if p == nil {
+			return fmt.Errorf("ServerVersionInfo has no %s", name)
+		}
+		if _, err := strconv.Atoi(*p); err != nil {
+			return fmt.Errorf("ServerVersionInfo %s %q is not an integer", name, *p)
+		}
+	}
+	if v.Version == nil || *v.Version == "" {
+		return errors.New("ServerVersionInfo has no Version")
+	}
+	return nil
+}
+
+// readSOAPItem reads one UserResponse or DomainResponse.
+func readSOAPItem(it soapItem) (SOAPUser, error) {
+	if it.ErrorCode == "" {
+		return SOAPUser{}, errors.New("no ErrorCode")
+	}
+	u := SOAPUser{ErrorCode: it.ErrorCode, Settings: map[string]string{}, Connections: map[string][]Server{}, SettingErrors: map[string]string{}}
+	for _, se := range append(it.SettingErrors, it.DomainErrors...) {
+		u.SettingErrors[se.SettingName] = se.ErrorCode
+	}
+	for _, s := range append(it.Settings, it.DomainSets...) {
+		if !settingTypes[s.Type] {
+			return u, fmt.Errorf("setting %s has i:type %q", s.Name, s.Type)
+		}
+		if s.Type != "ProtocolConnectionCollectionSetting" {
+			u.Settings[s.Name] = s.Value
+			continue
+		}
+		for _, c := range s.Connections {
+			port, err := strconv.Atoi(c.Port)
+			if err != nil || port < 1 || port > 65535 {
+				return u, fmt.Errorf("setting %s: port %q", s.Name, c.Port)
+			}
+			sec := map[string]string{"SSL": "ssl", "TLS": "starttls", "None": "none"}[c.EncryptionMethod]
+			if sec == "" {
+				return u, fmt.Errorf("setting %s: EncryptionMethod %q", s.Name, c.EncryptionMethod)
+			}
+			u.Connections[s.Name] = append(u.Connections[s.Name], Server{Host: c.Hostname, Port: port, Security: sec})
+		}
+	}
+	return u, nil
 }
 
 // SOAPEndpoints reads the headers of the answer to GET
