@@ -109,30 +109,9 @@ func splitDomains(data []byte) (header []byte, items [][2]int, ok bool) {
 	if bytes.IndexByte(data, '\r') >= 0 || bytes.HasPrefix(data, []byte("%")) {
 		return nil, nil, false
 	}
-	type line struct {
-		start, end int // end includes the newline
-		indent     int
-		blank      bool // empty or only a comment
-	}
-	var lines []line
-	for i := 0; i < len(data); {
-		end := bytes.IndexByte(data[i:], '\n')
-		if end < 0 {
-			end = len(data)
-		} else {
-			end += i + 1
-		}
-		text := data[i:end]
-		ind := 0
-		for ind < len(text) && text[ind] == ' ' {
-			ind++
-		}
-		rest := bytes.TrimRight(text[ind:], "\n")
-		lines = append(lines, line{i, end, ind, len(rest) == 0 || rest[0] == '#'})
-		if ind == 0 && (bytes.HasPrefix(rest, []byte("---")) || bytes.HasPrefix(rest, []byte("...")) || bytes.HasPrefix(rest, []byte("%"))) {
-			return nil, nil, false
-		}
-		i = end
+	lines, ok := scanLines(data)
+	if !ok {
+		return nil, nil, false
 	}
 	at := -1
 	for n, l := range lines {
@@ -147,7 +126,56 @@ func splitDomains(data []byte) (header []byte, items [][2]int, ok bool) {
 	if at < 0 {
 		return nil, nil, false
 	}
-	isItem := func(l line, indent int) bool {
+	items, end, ok := domainItems(data, lines, at)
+	if !ok || !plainMapping(data, lines, at, end) {
+		return nil, nil, false
+	}
+	resume := len(data) // where the header goes on after the block
+	if end < len(lines) {
+		resume = lines[end].start
+	}
+	header = append(append([]byte(nil), data[:lines[at].start]...), data[resume:]...)
+	return header, items, true
+}
+
+// textLine is one line of a config file.
+type textLine struct {
+	start, end int // end includes the newline
+	indent     int
+	blank      bool // empty or only a comment
+}
+
+// scanLines splits data into lines; not ok for a document with YAML
+// directives or several documents, which the chunked path leaves alone.
+func scanLines(data []byte) ([]textLine, bool) {
+	var lines []textLine
+	for i := 0; i < len(data); {
+		end := bytes.IndexByte(data[i:], '\n')
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += i + 1
+		}
+		text := data[i:end]
+		ind := 0
+		for ind < len(text) && text[ind] == ' ' {
+			ind++
+		}
+		rest := bytes.TrimRight(text[ind:], "\n")
+		lines = append(lines, textLine{i, end, ind, len(rest) == 0 || rest[0] == '#'})
+		if ind == 0 && (bytes.HasPrefix(rest, []byte("---")) || bytes.HasPrefix(rest, []byte("...")) || bytes.HasPrefix(rest, []byte("%"))) {
+			return nil, false
+		}
+		i = end
+	}
+	return lines, true
+}
+
+// domainItems are the byte ranges of the block list under the domains:
+// line at lines[at], and end, the line after the block; not ok when the
+// block is not a plain list of items.
+func domainItems(data []byte, lines []textLine, at int) (items [][2]int, end int, ok bool) {
+	isItem := func(l textLine, indent int) bool {
 		t := data[l.start+l.indent : l.end]
 		return l.indent == indent && len(t) > 0 && t[0] == '-' && (len(t) == 1 || t[1] == ' ' || t[1] == '\n')
 	}
@@ -159,7 +187,7 @@ func splitDomains(data []byte) (header []byte, items [][2]int, ok bool) {
 		}
 		if itemIndent < 0 {
 			if !isItem(l, l.indent) {
-				return nil, nil, false
+				return nil, 0, false
 			}
 			itemIndent = l.indent
 		}
@@ -169,7 +197,7 @@ func splitDomains(data []byte) (header []byte, items [][2]int, ok bool) {
 		case l.indent == 0:
 			end = n // the next top-level key
 		case l.indent <= itemIndent:
-			return nil, nil, false
+			return nil, 0, false
 		default:
 			items[len(items)-1][1] = l.end
 		}
@@ -178,27 +206,27 @@ func splitDomains(data []byte) (header []byte, items [][2]int, ok bool) {
 		}
 	}
 	if len(items) == 0 {
-		return nil, nil, false
+		return nil, 0, false
 	}
-	// The document must be a plain top-level block mapping: every line at
-	// column 0 outside the domains block is a "key:" line.
+	// Blank and comment lines between items belong to the item before.
+	for k := range items[:len(items)-1] {
+		items[k][1] = items[k+1][0]
+	}
+	return items, end, true
+}
+
+// plainMapping reports whether the document is a plain top-level block
+// mapping: every line at column 0 outside the domains block (lines at
+// to end) is a "key:" line.
+func plainMapping(data []byte, lines []textLine, at, end int) bool {
 	for n, l := range lines {
 		inBlock := n > at && n < end
 		if l.blank || l.indent > 0 || inBlock {
 			continue
 		}
 		if !topLevelKey.Match(data[l.start:l.end]) {
-			return nil, nil, false
+			return false
 		}
 	}
-	// Blank and comment lines between items belong to the item before.
-	for k := range items[:len(items)-1] {
-		items[k][1] = items[k+1][0]
-	}
-	resume := len(data) // where the header goes on after the block
-	if end < len(lines) {
-		resume = lines[end].start
-	}
-	header = append(append([]byte(nil), data[:lines[at].start]...), data[resume:]...)
-	return header, items, true
+	return true
 }
