@@ -19,9 +19,6 @@ type answers struct {
 	domain *config.Domain
 	values []string // the domain's slot values, from slotIMAPHost on, escaped for XML
 
-	// outlook 2006a settings, as Exchange orders them: EXCH and EXPR first
-	// where EWS is offered, then IMAP, POP3, SMTP.
-	outlook *xmlschema.Template
 	// outlookDesktop is the settings answer for Outlook desktop asking for
 	// Exchange under the "settings" policy: IMAP, POP3 and SMTP only. Given
 	// EXCH/EXPR, Outlook would try RPC over HTTP instead of IMAP.
@@ -31,25 +28,30 @@ type answers struct {
 	outlookRedirect []byte
 	// mobilesync; nil without ActiveSync.
 	mobilesync *xmlschema.Template
-	// autoconfig is the Thunderbird document for each period between the
-	// provider's announced dates (Domain.Changes), in order.
-	autoconfig []periodTemplate
+	// periods are the documents that change on the provider's announced
+	// dates (Domain.Changes), one set for each period between them, in
+	// order.
+	periods []period
 }
 
-// periodTemplate is a document served from an instant on.
-type periodTemplate struct {
+// period is the documents served from an instant on.
+type period struct {
 	from time.Time // zero: from the start
-	t    *xmlschema.Template
+	// outlook 2006a settings, as Exchange orders them: EXCH and EXPR first
+	// where EWS is offered, then IMAP, POP3, SMTP.
+	outlook *xmlschema.Template
+	// autoconfig is the Thunderbird document.
+	autoconfig *xmlschema.Template
 }
 
-// autoconfigAt is the Thunderbird document for time t.
-func (a *answers) autoconfigAt(t time.Time) *xmlschema.Template {
-	cur := a.autoconfig[0].t
-	for _, p := range a.autoconfig[1:] {
-		if t.Before(p.from) {
+// at is the documents for time t.
+func (a *answers) at(t time.Time) *period {
+	cur := &a.periods[0]
+	for i := range a.periods[1:] {
+		if t.Before(a.periods[i+1].from) {
 			break
 		}
-		cur = p.t
+		cur = &a.periods[i+1]
 	}
 	return cur
 }
@@ -164,13 +166,9 @@ func shared[S comparable](c *compiler, shape S, build func(S) *etree.Document) (
 func (c *compiler) compile(d *config.Domain) (*answers, error) {
 	a := &answers{domain: d, values: domainValues(d)}
 	imap, pop3, smtp := shapeOf(d.IMAP), shapeOf(d.POP3), shapeOf(d.SMTP)
-	outlook := outlookShape{imap: imap, pop3: pop3, smtp: smtp, exchange: d.EWSURL != "", oab: d.EWSURL != "" && d.OABURL != ""}
 	var err error
-	if a.outlook, err = shared(c, outlook, outlookDocument); err != nil {
-		return nil, fmt.Errorf("domain %s: outlook answer: %w", d.Name, err)
-	}
-	outlook.exchange, outlook.oab = false, false
-	if a.outlookDesktop, err = shared(c, outlook, outlookDocument); err != nil {
+	desktop := outlookShape{imap: imap, pop3: pop3, smtp: smtp}
+	if a.outlookDesktop, err = shared(c, desktop, outlookDocument); err != nil {
 		return nil, fmt.Errorf("domain %s: outlook answer: %w", d.Name, err)
 	}
 	if d.OutlookExchange == config.OutlookRedirect {
@@ -187,21 +185,26 @@ func (c *compiler) compile(d *config.Domain) (*answers, error) {
 			return nil, fmt.Errorf("domain %s: mobilesync answer: %w", d.Name, err)
 		}
 	}
-	// One document per period: from the start, then from each change on.
-	periods := append([]time.Time{{}}, d.Changes()...)
-	for i, from := range periods {
+	// One set of documents per period: from the start, then from each
+	// change on.
+	starts := append([]time.Time{{}}, d.Changes()...)
+	for i, from := range starts {
 		at := from
-		if i == 0 && len(periods) > 1 {
-			at = periods[1].Add(-1)
+		if i == 0 && len(starts) > 1 {
+			at = starts[1].Add(-1)
 		}
-		ews := d.EWSInAutoconfig(at)
+		ews := d.EWSAt(at) != ""
+		p := period{from: from}
+		outlook := outlookShape{imap: imap, pop3: pop3, smtp: smtp, exchange: ews, oab: ews && d.OABURL != ""}
+		if p.outlook, err = shared(c, outlook, outlookDocument); err != nil {
+			return nil, fmt.Errorf("domain %s: outlook answer: %w", d.Name, err)
+		}
 		shape := autoconfigShape{imap: imap, pop3: pop3, smtp: smtp, provider: d.Provider, login: d.LoginName,
 			smtpAuth: strings.Join(d.SMTPAuth(at), ","), ews: ews, eas: ews && d.ActiveSyncURL != "", names: len(d.Names())}
-		t, err := shared(c, shape, thunderbirdDocument)
-		if err != nil {
+		if p.autoconfig, err = shared(c, shape, thunderbirdDocument); err != nil {
 			return nil, fmt.Errorf("domain %s: autoconfig: %w", d.Name, err)
 		}
-		a.autoconfig = append(a.autoconfig, periodTemplate{from, t})
+		a.periods = append(a.periods, p)
 	}
 	return a, nil
 }

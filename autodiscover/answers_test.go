@@ -71,13 +71,14 @@ func variedDomains(t *testing.T) *config.Config {
 func renderAll(a *answers) []string {
 	user := []string{"Jane <&> Doe", "jane@" + a.domain.Name, `DOM\jane`}
 	var out []string
-	for _, t := range []*xmlschema.Template{a.outlook, a.outlookDesktop, a.mobilesync} {
+	for _, t := range []*xmlschema.Template{a.outlookDesktop, a.mobilesync} {
 		if t != nil {
 			out = append(out, string(t.Append(nil, user, a.values)))
 		}
 	}
-	for _, p := range a.autoconfig {
-		out = append(out, p.from.String()+"\n"+string(p.t.Append(nil, noUser[:], a.values)))
+	for _, p := range a.periods {
+		out = append(out, p.from.String()+"\n"+string(p.outlook.Append(nil, user, a.values)),
+			p.from.String()+"\n"+string(p.autoconfig.Append(nil, noUser[:], a.values)))
 	}
 	return append(out, string(a.outlookRedirect))
 }

@@ -46,7 +46,7 @@ func (s *Server) autoconfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.outcome = OutcomeSettings
-	t := a.autoconfigAt(s.Now())
+	t := a.at(s.Now()).autoconfig
 	// The same for every address: caches may keep it. For HEAD, net/http
 	// sends the length and drops the body.
 	s.send(w, r, http.StatusOK, contentTypeXML, "public, max-age=3600", t.Append(nil, noUser[:], a.values))

@@ -369,9 +369,12 @@ func exchanges() []exchange {
 	ex := []exchange{
 		// POX, outlook schema, every preset.
 		post("pox-outlook-microsoft365", poxBody(reqOutlook, "Jane.Doe@Contoso.COM", respOutlook), ok,
-			poxSettings("Jane.Doe@contoso.com", m365EWS, m365("Jane.Doe@contoso.com"))),
+			poxSettings("Jane.Doe@contoso.com", "", m365("Jane.Doe@contoso.com"))),
+		// A tenant that enabled EWS (ews_access: on): EXCH and EXPR first.
+		post("pox-outlook-microsoft365-ews-on", poxBody(reqOutlook, "ann@tailwind.example", respOutlook), ok,
+			poxSettings("ann@tailwind.example", m365EWS, m365("ann@tailwind.example"))),
 		post("pox-outlook-microsoft365-alias-idn", poxBody(reqOutlook, "anna@bücher.example", respOutlook), ok,
-			poxSettings("anna@xn--bcher-kva.example", m365EWS, m365("anna@xn--bcher-kva.example"))),
+			poxSettings("anna@xn--bcher-kva.example", "", m365("anna@xn--bcher-kva.example"))),
 		withHeader(post("pox-outlook-microsoft365-exchange-redirect", poxBody(reqOutlook, "jane@contoso.com", respOutlook), ok,
 			poxRedirect("https://autodiscover-s.outlook.com/autodiscover/autodiscover.xml")), outlookHeader, "1"),
 		withHeader(post("pox-outlook-microsoft365-exchange-clientcanhandle", poxBody(reqOutlook, "jane@contoso.com", respOutlook), ok,
@@ -384,7 +387,7 @@ func exchanges() []exchange {
 			poxSettings("bob@tailspin.example", "https://mail.tailspin.example/EWS/Exchange.asmx", tailspin(`TAILSPIN\bob`))),
 		// No AcceptableResponseSchema: the request namespace decides.
 		post("pox-outlook-no-schema", strings.Replace(poxBody(reqOutlook, "jane@contoso.com", ""), "<AcceptableResponseSchema></AcceptableResponseSchema>", "", 1), ok,
-			poxSettings("jane@contoso.com", m365EWS, m365("jane@contoso.com"))),
+			poxSettings("jane@contoso.com", "", m365("jane@contoso.com"))),
 		// POX, mobilesync schema.
 		post("pox-mobilesync-microsoft365", poxBody(reqMobile, "jane@contoso.com", respMobile), ok,
 			poxMobileSync("jane@contoso.com", m365EAS)),
@@ -414,15 +417,16 @@ func exchanges() []exchange {
 		discovery,
 		// exchangelib's spelling.
 		post("pox-outlook-capitalised-path", poxBody(reqOutlook, "jane@contoso.com", respOutlook), ok,
-			poxSettings("jane@contoso.com", m365EWS, m365("jane@contoso.com"))),
+			poxSettings("jane@contoso.com", "", m365("jane@contoso.com"))),
 		// SOAP Autodiscover.
 		soap("soap-getusersettings-microsoft365", soapBody("GetUserSettings", []string{"jane@contoso.com"},
 			"UserDisplayName", "AutoDiscoverSMTPAddress", "UserMSOnline", "ExternalEwsUrl", "InternalEwsUrl",
 			"ExternalImap4Connections", "ExternalPop3Connections", "ExternalSmtpConnections", "UserDN", "NoSuchSetting"), ok,
 			readSOAP(ok, func(t *testing.T, s *clientcheck.SOAP) {
 				u := s.Users[0]
-				if s.ErrorCode != "NoError" || u.ErrorCode != "NoError" || u.Settings["ExternalEwsUrl"] != m365EWS || u.Settings["UserMSOnline"] != "True" ||
-					u.Settings["AutoDiscoverSMTPAddress"] != "jane@contoso.com" {
+				// Exchange Online's EWS is off (ews_access: auto): no EWS setting.
+				if s.ErrorCode != "NoError" || u.ErrorCode != "NoError" || u.Settings["ExternalEwsUrl"] != "" || u.SettingErrors["ExternalEwsUrl"] != "SettingIsNotAvailable" ||
+					u.Settings["UserMSOnline"] != "True" || u.Settings["AutoDiscoverSMTPAddress"] != "jane@contoso.com" {
 					t.Errorf("read %+v", s)
 				}
 				if c := u.Connections["ExternalSmtpConnections"]; !reflect.DeepEqual(c, []clientcheck.Server{{Host: "smtp.office365.com", Port: 587, Security: "starttls"}}) {
@@ -437,7 +441,7 @@ func exchanges() []exchange {
 			})),
 		// Names Exchange defines get SettingIsNotAvailable; the EWS version
 		// settings are answered where EWS is offered.
-		soap("soap-getusersettings-defined-names", soapBody("GetUserSettings", []string{"jane@contoso.com"},
+		soap("soap-getusersettings-defined-names", soapBody("GetUserSettings", []string{"ann@tailwind.example"},
 			"InternalEcpVoicemailUrl", "AlternateMailboxes", "ExchangeRpcUrl", "ShowGalAsDefaultView", "InteropExternalEwsUrl",
 			"EwsSupportedSchemas", "ExternalEwsVersion", "ExternalOABUrl", "externalewsurl"), ok,
 			readSOAP(ok, func(t *testing.T, s *clientcheck.SOAP) {
@@ -486,9 +490,17 @@ func exchanges() []exchange {
 					t.Errorf("ErrorCode %s, want InvalidRequest", s.ErrorCode)
 				}
 			})),
-		soap("soap-getdomainsettings", soapBody("GetDomainSettings", []string{"contoso.com", "unknown.example"}, "ExternalEwsUrl", "ExternalEwsVersion"), ok,
+		soap("soap-getusersettings-microsoft365-ews-on", soapBody("GetUserSettings", []string{"ann@tailwind.example"},
+			"ExternalEwsUrl", "EwsSupportedSchemas", "ExternalEwsVersion"), ok,
 			readSOAP(ok, func(t *testing.T, s *clientcheck.SOAP) {
-				if len(s.Users) != 2 || s.Users[0].Settings["ExternalEwsUrl"] != m365EWS || s.Users[0].Settings["ExternalEwsVersion"] == "" || s.Users[1].ErrorCode != "InvalidDomain" {
+				if u := s.Users[0]; u.Settings["ExternalEwsUrl"] != m365EWS || u.Settings["EwsSupportedSchemas"] == "" || u.Settings["ExternalEwsVersion"] == "" {
+					t.Errorf("ews_access on: read %+v", s)
+				}
+			})),
+		soap("soap-getdomainsettings", soapBody("GetDomainSettings", []string{"tailwind.example", "unknown.example", "contoso.com"}, "ExternalEwsUrl", "ExternalEwsVersion"), ok,
+			readSOAP(ok, func(t *testing.T, s *clientcheck.SOAP) {
+				if len(s.Users) != 3 || s.Users[0].Settings["ExternalEwsUrl"] != m365EWS || s.Users[0].Settings["ExternalEwsVersion"] == "" || s.Users[1].ErrorCode != "InvalidDomain" ||
+					s.Users[2].SettingErrors["ExternalEwsUrl"] != "SettingIsNotAvailable" {
 					t.Errorf("read %+v", s)
 				}
 			})),
@@ -502,7 +514,8 @@ func exchanges() []exchange {
 			http.StatusInternalServerError, soapFault("s:Client")),
 		// Autodiscover v2.
 		get("json-activesync", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=ActiveSync", "contoso.com", ok, readV2("ActiveSync", m365EAS)),
-		get("json-ews", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=EWS", "contoso.com", ok, readV2("EWS", m365EWS)),
+		get("json-ews", "/autodiscover/autodiscover.json?Email=ann@tailwind.example&Protocol=EWS", "tailwind.example", ok, readV2("EWS", m365EWS)),
+		get("json-error-microsoft365-ews-off-400", "/autodiscover/autodiscover.json?Email=jane@contoso.com&Protocol=EWS", "contoso.com", http.StatusBadRequest, readV2Error("ProtocolNotSupported")),
 		get("json-custom-ews", "/autodiscover/autodiscover.json/v1.0/bob@tailspin.example?Protocol=Ews", "tailspin.example", ok, readV2("Ews", "https://mail.tailspin.example/EWS/Exchange.asmx")),
 		get("json-exchange-activesync", "/autodiscover/autodiscover.json?Email=nina@northwind.example&Protocol=ActiveSync", "northwind.example", ok, readV2("ActiveSync", northwindEAS)),
 		get("json-autodiscoverv1-path-form", "/autodiscover/autodiscover.json/v1.0/jane@contoso.com?Protocol=Autodiscoverv1", "contoso.com", ok,
@@ -515,7 +528,9 @@ func exchanges() []exchange {
 		get("json-error-google-activesync-400", "/autodiscover/autodiscover.json?Email=ann@example.org&Protocol=ActiveSync", "example.org", http.StatusBadRequest, readV2Error("ProtocolNotSupported")),
 		// Thunderbird autoconfig.
 		get("autoconfig-microsoft365", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "autoconfig.contoso.com", ok,
-			readTBWith([]string{"contoso.com", "contoso.net", "xn--bcher-kva.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}, m365EWS, []string{"OAuth2"}, m365EAS)),
+			readTB([]string{"contoso.com", "contoso.net", "xn--bcher-kva.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"})),
+		get("autoconfig-microsoft365-ews-on", "/mail/config-v1.1.xml?emailaddress=ann%40tailwind.example", "autoconfig.tailwind.example", ok,
+			readTBWith([]string{"tailwind.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}, m365EWS, []string{"OAuth2"}, m365EAS)),
 		get("autoconfig-google-workspace", "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=ann%40example.org", "example.org", ok,
 			readTB([]string{"example.org"}, google("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"})),
 		get("autoconfig-custom", "/v1.1/mail/config-v1.1.xml?emailaddress=bob%40tailspin.example", "autoconfig.tailspin.example", ok,
@@ -543,7 +558,7 @@ func exchanges() []exchange {
 	}
 	contoso := []string{"contoso.com", "contoso.net", "xn--bcher-kva.example"}
 	after := get("autoconfig-microsoft365-after-smtp-basic-cutoff", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "autoconfig.contoso.com", ok,
-		readTBWith(contoso, m365("%EMAILADDRESS%"), []string{"OAuth2"}, m365EWS, []string{"OAuth2"}, m365EAS))
+		readTB(contoso, m365("%EMAILADDRESS%"), []string{"OAuth2"}))
 	after.now = afterCutoff
 	// Exchange Online retires EWS on 2027-04-01.
 	afterEWS := get("autoconfig-microsoft365-after-ews-retirement", "/mail/config-v1.1.xml?emailaddress=jane%40contoso.com", "autoconfig.contoso.com", ok,
@@ -552,13 +567,13 @@ func exchanges() []exchange {
 	// smtp_password: on keeps password SMTP past the preset's date; off
 	// never offers it.
 	smtpOn := get("autoconfig-microsoft365-smtp-password-on-after-cutoff", "/mail/config-v1.1.xml?emailaddress=ann%40woodgrove.example", "autoconfig.woodgrove.example", ok,
-		readTBWith([]string{"woodgrove.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}, m365EWS, []string{"OAuth2"}, m365EAS))
+		readTB([]string{"woodgrove.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}))
 	smtpOn.now = afterCutoff
 	smtpOff := get("autoconfig-microsoft365-smtp-password-off", "/mail/config-v1.1.xml?emailaddress=ann%40adatum.example", "autoconfig.adatum.example", ok,
-		readTBWith([]string{"adatum.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2"}, m365EWS, []string{"OAuth2"}, m365EAS))
+		readTB([]string{"adatum.example"}, m365("%EMAILADDRESS%"), []string{"OAuth2"}))
 	// Thunderbird for Android may omit emailaddress: the Host decides.
 	hostOnly := get("autoconfig-host-only", "/mail/config-v1.1.xml", "autoconfig.contoso.net", ok,
-		readTBWith(contoso, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}, m365EWS, []string{"OAuth2"}, m365EAS))
+		readTB(contoso, m365("%EMAILADDRESS%"), []string{"OAuth2", "password-cleartext"}))
 	// Plain HTTP listener.
 	httpGet := func(golden, target, host string, status int) exchange {
 		e := get(golden, target, host, status, nil)

@@ -154,7 +154,7 @@ func (s *Server) localPOX(w http.ResponseWriter, r *http.Request, a *answers, ad
 		if a.domain.LoginName != config.LoginEmailAddress {
 			login = a.domain.LoginFor(addr)
 		}
-		t := a.outlook
+		t := a.at(s.Now()).outlook
 		if wantsExchange(r) {
 			t = a.outlookDesktop
 		}

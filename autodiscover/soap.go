@@ -65,9 +65,9 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 	case bad != nil:
 		resp = bad
 	case req.Operation == xmlschema.OpGetUserSettings:
-		resp = st.userSettings(req.Mailboxes, names, rec)
+		resp = st.userSettings(req.Mailboxes, names, rec, s.Now())
 	default:
-		resp = st.domainSettings(req.Domains, names, rec)
+		resp = st.domainSettings(req.Domains, names, rec, s.Now())
 	}
 	if resp.ErrorCode == xmlschema.SOAPNoError && resp.Size() > maxSOAPAnswer {
 		resp = soapError(resp.Operation, xmlschema.SOAPInvalidRequest, "The answer to this request would be too large: ask for fewer users or settings.")

@@ -2,6 +2,7 @@ package autodiscover
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 	"github.com/autodiscover-proxy/autodiscover-proxy/xmlschema"
@@ -55,7 +56,7 @@ func invalidItems(op string, items int, what string) *xmlschema.SOAPResponse {
 // userSettings answers GetUserSettings. Each user's item is made while
 // the answer is written (twice: measured, then built); only the parsed
 // addresses are kept here.
-func (st *site) userSettings(mailboxes, names []string, rec *report) *xmlschema.SOAPResponse {
+func (st *site) userSettings(mailboxes, names []string, rec *report, now time.Time) *xmlschema.SOAPResponse {
 	op := xmlschema.OpGetUserSettings
 	if bad := invalidItems(op, len(mailboxes), "user"); bad != nil {
 		return bad
@@ -81,13 +82,13 @@ func (st *site) userSettings(mailboxes, names []string, rec *report) *xmlschema.
 			return
 		}
 		settingsItem(it, names, func(name string) (xmlschema.Setting, bool) {
-			return userSetting(name, u.a.domain, u.addr)
+			return userSetting(name, u.a.domain, u.addr, u.a.domain.EWSAt(now))
 		})
 	}}
 }
 
 // domainSettings answers GetDomainSettings, likewise item by item.
-func (st *site) domainSettings(domains, names []string, rec *report) *xmlschema.SOAPResponse {
+func (st *site) domainSettings(domains, names []string, rec *report, now time.Time) *xmlschema.SOAPResponse {
 	op := xmlschema.OpGetDomainSettings
 	if bad := invalidItems(op, len(domains), "domain"); bad != nil {
 		return bad
@@ -109,7 +110,7 @@ func (st *site) domainSettings(domains, names []string, rec *report) *xmlschema.
 			return
 		}
 		settingsItem(it, names, func(name string) (xmlschema.Setting, bool) {
-			return domainSetting(name, a.domain)
+			return domainSetting(name, a.domain.EWSAt(now))
 		})
 	}}
 }
@@ -148,20 +149,23 @@ func settingError(name string) xmlschema.SettingError {
 }
 
 // domainSetting is one requested domain setting, if the domain has it
-// (DomainSettingName: ExternalEwsUrl, ExternalEwsVersion).
-func domainSetting(name string, d *config.Domain) (xmlschema.Setting, bool) {
+// (DomainSettingName: ExternalEwsUrl, ExternalEwsVersion); ews is the EWS
+// URL offered now, or "".
+func domainSetting(name string, ews string) (xmlschema.Setting, bool) {
 	switch name {
 	case "ExternalEwsUrl":
-		return xmlschema.Setting{Name: name, Value: d.EWSURL}, d.EWSURL != ""
+		return xmlschema.Setting{Name: name, Value: ews}, ews != ""
 	case "ExternalEwsVersion":
-		return xmlschema.Setting{Name: name, Value: externalEwsVersion}, d.EWSURL != ""
+		return xmlschema.Setting{Name: name, Value: externalEwsVersion}, ews != ""
 	}
 	return xmlschema.Setting{}, false
 }
 
 // userSetting is one requested setting for a user, if the domain has it.
 // Internal and External are the same: the service has one namespace.
-func userSetting(name string, d *config.Domain, addr config.Address) (xmlschema.Setting, bool) {
+// ews is the EWS URL offered now, or "": where EWS is off, every EWS
+// setting is SettingIsNotAvailable.
+func userSetting(name string, d *config.Domain, addr config.Address, ews string) (xmlschema.Setting, bool) {
 	str := func(v string) (xmlschema.Setting, bool) { return xmlschema.Setting{Name: name, Value: v}, v != "" }
 	conns := func(srv *config.Server) (xmlschema.Setting, bool) {
 		if srv == nil {
@@ -178,11 +182,11 @@ func userSetting(name string, d *config.Domain, addr config.Address) (xmlschema.
 		}
 		return str("False")
 	case "ExternalEwsUrl", "InternalEwsUrl":
-		return str(d.EWSURL)
+		return str(ews)
 	case "ExternalOABUrl", "InternalOABUrl":
 		return str(d.OABURL)
 	case "EwsSupportedSchemas", "ExternalEwsVersion":
-		if d.EWSURL == "" {
+		if ews == "" {
 			return xmlschema.Setting{}, false
 		}
 		if name == "ExternalEwsVersion" {

@@ -142,7 +142,7 @@ func (s *Server) upstreamPOX(ctx context.Context, a *answers, req xmlschema.Requ
 			addr = next.String()
 			continue
 		}
-		out, named, res, err := correctedAnswer(doc, a.domain, addr)
+		out, named, res, err := correctedAnswer(doc, a.domain, a.domain.EWSAt(s.Now()), addr)
 		if err != nil {
 			return ans, res, err
 		}
@@ -186,14 +186,18 @@ func (s *Server) fetchUpstream(ctx context.Context, target string, body []byte, 
 }
 
 // correctedAnswer is an upstream's settings answer for addr, corrected
-// for the domain and checked again: its bytes, whether it names addr
-// (only then may it be kept), and ok or rewritten; or why it is not used.
-func correctedAnswer(doc *etree.Document, d *config.Domain, addr string) (out []byte, named bool, res upstreamResult, err error) {
+// for the domain (ews: the EWS URL it offers now, or "") and checked
+// again: its bytes, whether it names addr (only then may it be kept), and
+// ok or rewritten; or why it is not used.
+func correctedAnswer(doc *etree.Document, d *config.Domain, ews, addr string) (out []byte, named bool, res upstreamResult, err error) {
 	named, err = answerAddress(doc, addr)
 	if err != nil {
 		return nil, false, upInvalid, err
 	}
-	rewritten := rewriteConsumerHosts(doc, d)
+	rewritten := rewriteConsumerHosts(doc, d, ews)
+	if ews == "" && dropEWS(doc) {
+		rewritten = true
+	}
 	if err := validUpstreamAnswer(doc); err != nil {
 		return nil, false, upInvalid, err
 	}
@@ -294,7 +298,7 @@ func fullText(e *etree.Element) string {
 // in an upstream answer with the domain's business endpoint of the same
 // kind, and removes what has no business counterpart. It reports whether
 // anything changed.
-func rewriteConsumerHosts(doc *etree.Document, d *config.Domain) bool {
+func rewriteConsumerHosts(doc *etree.Document, d *config.Domain, ews string) bool {
 	changed := false
 	servers := map[string]*config.Server{xmlschema.TypeIMAP: d.IMAP, xmlschema.TypePOP3: d.POP3, xmlschema.TypeSMTP: d.SMTP}
 	for _, p := range doc.FindElements("//Protocol") {
@@ -334,7 +338,7 @@ func rewriteConsumerHosts(doc *etree.Document, d *config.Domain) bool {
 				continue
 			}
 			changed = true
-			switch repl := replacementURL(c, d); {
+			switch repl := replacementURL(c, d, ews); {
 			case repl != "":
 				setText(c, repl)
 			case c.Tag == "Url" || c.Tag == "Name":
@@ -357,16 +361,43 @@ func rewriteConsumerHosts(doc *etree.Document, d *config.Domain) bool {
 
 // replacementURL is the domain's business URL for an element that held a
 // consumer one, or "".
-func replacementURL(e *etree.Element, d *config.Domain) string {
+func replacementURL(e *etree.Element, d *config.Domain, ews string) string {
 	switch e.Tag {
 	case "EwsUrl", "ASUrl":
-		return d.EWSURL
+		return ews
 	case "Url", "Name":
 		return d.ActiveSyncURL
 	case "Server":
-		return urlHost(d.EWSURL)
+		return urlHost(ews)
 	}
 	return ""
+}
+
+// ewsElements are the elements of an outlook answer that point a client
+// at EWS (MS-OXDSCLI 2.2.4.1.1.2.1.3: the EWS, availability, unified
+// messaging, out-of-office and EMWS URLs).
+var ewsElements = []string{"EwsUrl", "ASUrl", "EmwsUrl", "OOFUrl", "UMUrl", "EwsPartnerUrl"}
+
+// dropEWS removes from an upstream answer what points a client at EWS,
+// for a domain whose EWS is off: the EXCH, EXPR and EXHTTP protocols
+// (their only use is EWS or RPC over HTTP), and any EWS URL elsewhere. It
+// reports whether anything was removed.
+func dropEWS(doc *etree.Document) bool {
+	changed := false
+	for _, p := range doc.FindElements("//Protocol") {
+		switch textOf(p, "Type") {
+		case xmlschema.TypeEXCH, xmlschema.TypeEXPR, "EXHTTP":
+			p.Parent().RemoveChild(p)
+			changed = true
+		}
+	}
+	for _, tag := range ewsElements {
+		for _, e := range doc.FindElements("//" + tag) {
+			e.Parent().RemoveChild(e)
+			changed = true
+		}
+	}
+	return changed
 }
 
 // hasText reports whether e holds character data of its own besides white

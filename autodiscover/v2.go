@@ -118,7 +118,7 @@ func (s *Server) v2URL(a *answers, proto string) (string, bool) {
 	case protoActiveSync:
 		u = a.domain.ActiveSyncURL
 	case protoEws:
-		u = a.domain.EWSURL
+		u = a.domain.EWSAt(s.Now())
 	case protoAutodiscoverV1:
 		u = s.httpsURL("autodiscover."+a.domain.Name, "/autodiscover/autodiscover.xml")
 	}

@@ -107,6 +107,8 @@ type Domain struct {
 	OutlookExchange string
 	// SMTPPassword is the `smtp_password:` policy: auto, on or off.
 	SMTPPassword string
+	// EWSAccess is the `ews_access:` policy: auto, on or off (EWSAt).
+	EWSAccess string
 	// ACMEApex adds <domain> itself to the certificate hosts, for clients
 	// that try https://<domain>/autodiscover/autodiscover.xml first.
 	ACMEApex bool
@@ -222,18 +224,36 @@ func (d *Domain) SMTPPasswordUntil() time.Time {
 	return d.Provider.SMTPPasswordUntil
 }
 
-// EWSInAutoconfig reports whether the Thunderbird document carries EWS
-// entries at time t.
-func (d *Domain) EWSInAutoconfig(t time.Time) bool {
-	until := d.Provider.EWSInAutoconfigUntil
-	return d.EWSURL != "" && (until.IsZero() || t.Before(until))
+// Now is the clock the config's dated checks read (tests set it).
+var Now = time.Now
+
+// EWS access policies, the `ews_access:` values.
+const (
+	EWSAccessAuto = "auto" // as the provider says, its dates included
+	EWSAccessOn   = "on"   // offered: the tenant enabled EWS (until the provider retires it)
+	EWSAccessOff  = "off"  // never offered
+)
+
+// EWSAt is the EWS URL the domain's answers offer at time t, or "" when
+// they offer none: no answer in any dialect then points a client at EWS.
+func (d *Domain) EWSAt(t time.Time) string {
+	p := d.Provider
+	switch {
+	case d.EWSURL == "", d.EWSAccess == EWSAccessOff:
+		return ""
+	case !p.EWSRetired.IsZero() && !t.Before(p.EWSRetired):
+		return ""
+	case d.EWSAccess != EWSAccessOn && !p.EWSOffFrom.IsZero() && !t.Before(p.EWSOffFrom):
+		return ""
+	}
+	return d.EWSURL
 }
 
 // Changes are the instants at which the domain's answers change on their
 // own (a provider's announced dates), in order.
 func (d *Domain) Changes() []time.Time {
 	var ts []time.Time
-	for _, t := range []time.Time{d.SMTPPasswordUntil(), d.Provider.EWSInAutoconfigUntil} {
+	for _, t := range []time.Time{d.SMTPPasswordUntil(), d.Provider.EWSOffFrom, d.Provider.EWSRetired} {
 		if !t.IsZero() {
 			ts = append(ts, t)
 		}

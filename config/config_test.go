@@ -106,8 +106,8 @@ domains:
 		t.Errorf("urls %q %q %q", d.ActiveSyncURL, d.EWSURL, d.OABURL)
 	}
 	if d.OutlookExchange != OutlookSettings || !reflect.DeepEqual(d.Provider.IncomingAuth, []string{AuthPasswordCleartext}) ||
-		!reflect.DeepEqual(d.SMTPAuth(time.Now()), []string{AuthPasswordCleartext}) || !d.EWSInAutoconfig(time.Now()) {
-		t.Errorf("policy %q auth %v / %v, ews in autoconfig %v", d.OutlookExchange, d.Provider.IncomingAuth, d.SMTPAuth(time.Now()), d.EWSInAutoconfig(time.Now()))
+		!reflect.DeepEqual(d.SMTPAuth(time.Now()), []string{AuthPasswordCleartext}) || d.EWSAt(time.Now()) != d.EWSURL {
+		t.Errorf("policy %q auth %v / %v, ews %q", d.OutlookExchange, d.Provider.IncomingAuth, d.SMTPAuth(time.Now()), d.EWSAt(time.Now()))
 	}
 	d2, _ := c.Lookup("tailspin.example")
 	if d2.IMAP.Host != "owa.tailspin.example" || d2.OABURL != "https://owa.tailspin.example/OAB/" || d.ExchangeHost != "mail.fabrikam.example" {
@@ -318,5 +318,51 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if len(c.Domains) == 0 {
 		t.Fatal("example config has no domains")
+	}
+}
+
+// ews_access: auto follows the provider's dates, on keeps EWS offered
+// until the provider retires it, off never offers it; on is refused where
+// there is no EWS or after its retirement.
+func TestEWSAccess(t *testing.T) {
+	parse := func(y string) (*Config, error) { return Parse([]byte(y), "test.yaml", "") }
+	c, err := parse("domains:\n  - {name: a.com, provider: microsoft365}\n  - {name: b.com, provider: microsoft365, ews_access: \"on\"}\n" +
+		"  - {name: c.com, provider: exchange, exchange_host: mail.c.com}\n  - {name: d.com, provider: exchange, exchange_host: mail.d.com, ews_access: \"off\"}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m365 := "https://outlook.office365.com/EWS/Exchange.asmx"
+	before, between, after := time.Date(2026, 9, 30, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), time.Date(2027, 4, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		domain string
+		at     time.Time
+		want   string
+	}{
+		{"a.com", before, m365}, {"a.com", between, ""}, {"a.com", after, ""},
+		{"b.com", before, m365}, {"b.com", between, m365}, {"b.com", after, ""},
+		{"c.com", after, "https://mail.c.com/EWS/Exchange.asmx"},
+		{"d.com", before, ""},
+	} {
+		d, _ := c.Lookup(tc.domain)
+		if got := d.EWSAt(tc.at); got != tc.want {
+			t.Errorf("%s (%s) at %s: EWS %q, want %q", tc.domain, d.EWSAccess, tc.at.Format(time.DateOnly), got, tc.want)
+		}
+	}
+	if d, _ := c.Lookup("a.com"); len(d.Changes()) != 3 {
+		t.Errorf("a Microsoft 365 domain's answers change at %v, want the SMTP date and both EWS dates", d.Changes())
+	}
+
+	for _, tc := range []struct{ yaml, want string }{
+		{"domains:\n  - {name: a.com, provider: google-workspace, ews_access: \"on\"}\n", `domains[0].ews_access: on, but provider google-workspace has no EWS`},
+		{"domains:\n  - {name: a.com, provider: microsoft365, ews_access: yes}\n", `domains[0].ews_access: "yes": use auto`},
+	} {
+		if _, err := parse(tc.yaml); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %s", tc.yaml, err, tc.want)
+		}
+	}
+	Now = func() time.Time { return after }
+	defer func() { Now = time.Now }()
+	if _, err := parse("domains:\n  - {name: a.com, provider: microsoft365, ews_access: \"on\"}\n"); err == nil || !strings.Contains(err.Error(), "Microsoft 365 retired EWS on 2027-04-01") {
+		t.Errorf("on after the retirement: %v", err)
 	}
 }

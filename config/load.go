@@ -333,6 +333,7 @@ type fileDomain struct {
 	OAB             *fileURL      `yaml:"oab"`
 	ExchangeHost    string        `yaml:"exchange_host"`
 	SMTPPassword    string        `yaml:"smtp_password"`
+	EWSAccess       string        `yaml:"ews_access"`
 	LoginName       string        `yaml:"login_name"`
 	OutlookExchange string        `yaml:"outlook_exchange"`
 	ACMEApex        bool          `yaml:"acme_apex"`

@@ -58,10 +58,12 @@ type Preset struct {
 	// SMTPAuthPerMailbox: password SMTP works only for mailboxes an
 	// administrator enabled it for ("Authenticated SMTP").
 	SMTPAuthPerMailbox bool
-	// EWSInAutoconfigUntil, when set, ends the EWS entries of the
-	// Thunderbird document at that instant: the provider retires EWS then.
-	// Zero offers them whenever the domain has an EWS URL.
-	EWSInAutoconfigUntil time.Time
+	// EWSOffFrom, when set, is when the provider switches EWS off by
+	// default: from then on ews_access: auto offers it in no answer, and
+	// only ews_access: on (a tenant that enabled it) does. EWSRetired, when
+	// set, is when EWS ends for everyone: no answer offers it after, and
+	// ews_access: on is refused.
+	EWSOffFrom, EWSRetired time.Time
 	// FromExchangeHost: every endpoint comes from the domain's
 	// exchange_host (the server names are left empty here).
 	FromExchangeHost bool
@@ -134,11 +136,12 @@ var presets = map[string]*Preset{
 			AuthURL:  "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
 			TokenURL: "https://login.microsoftonline.com/common/oauth2/v2.0/token",
 		},
-		// EWS in Exchange Online: blocked by default for applications not
-		// on the tenant's allow-list from 2026-10-01, switched off for good
-		// on 2027-04-01 (Exchange Team blog). Admins can allow Thunderbird
-		// until then; the IMAP entries stay first, so nobody is steered to it.
-		EWSInAutoconfigUntil: time.Date(2027, time.April, 1, 0, 0, 0, 0, time.UTC),
+		// EWS in Exchange Online (Exchange Team blog, "Retirement of
+		// Exchange Web Services in Exchange Online"): switched off from
+		// 2026-10-01 for every tenant that did not enable it with an
+		// allow-list of application IDs, and for all on 2027-04-01.
+		EWSOffFrom: time.Date(2026, time.October, 1, 0, 0, 0, 0, time.UTC),
+		EWSRetired: time.Date(2027, time.April, 1, 0, 0, 0, 0, time.UTC),
 		OutlookExchange:      OutlookRedirect,
 		OutlookRedirectURL:   "https://autodiscover-s.outlook.com/autodiscover/autodiscover.xml",
 		DocumentationURL:     "https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/pop3-and-imap4/pop3-and-imap4",

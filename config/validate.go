@@ -304,6 +304,21 @@ func (v *validator) policies(d *Domain, fd *fileDomain, path string) {
 	default:
 		v.addf(path+".smtp_password", "%q: use auto (the provider's dates), on (keep offering password SMTP, e.g. after re-enabling SMTP AUTH for the tenant) or off", d.SMTPPassword)
 	}
+	switch d.EWSAccess = fd.EWSAccess; d.EWSAccess {
+	case "":
+		d.EWSAccess = EWSAccessAuto
+	case EWSAccessAuto, EWSAccessOff:
+	case EWSAccessOn:
+		switch {
+		case d.EWSURL == "":
+			v.addf(path+".ews_access", "on, but provider %s has no EWS: give its URL as ews: {url: ...}", preset.Name)
+		case !preset.EWSRetired.IsZero() && !Now().Before(preset.EWSRetired):
+			v.addf(path+".ews_access", "on: %s retired EWS on %s; no client can use it now: remove ews_access",
+				preset.DisplayName, preset.EWSRetired.Format(time.DateOnly))
+		}
+	default:
+		v.addf(path+".ews_access", "%q: use auto (the provider's dates), on (the tenant enabled EWS for its applications) or off", d.EWSAccess)
+	}
 	switch d.OutlookExchange {
 	case "":
 		d.OutlookExchange = preset.OutlookExchange

@@ -165,7 +165,7 @@ func foreignHosts(a *clientcheck.Answer, d *config.Domain, host string) string {
 			allowed[s.Host] = true
 		}
 	}
-	for _, u := range []string{d.ActiveSyncURL, d.EWSURL, d.Provider.OutlookRedirectURL} {
+	for _, u := range []string{d.ActiveSyncURL, d.EWSAt(time.Now()), d.Provider.OutlookRedirectURL} {
 		if pu, err := url.Parse(u); err == nil && pu.Host != "" {
 			allowed[strings.ToLower(pu.Hostname())] = true
 		}

@@ -122,7 +122,7 @@ func printSummary(w io.Writer, file string, cfg *config.Config) {
 			fmt.Fprintf(w, "  %-10s %s\n", "activesync", d.ActiveSyncURL)
 		}
 		if d.EWSURL != "" {
-			fmt.Fprintf(w, "  %-10s %s\n", "ews", d.EWSURL)
+			fmt.Fprintf(w, "  %-10s %s\n", "ews", ewsSummary(d, time.Now()))
 		}
 		if d.OABURL != "" {
 			fmt.Fprintf(w, "  %-10s %s\n", "oab", d.OABURL)
@@ -140,4 +140,19 @@ func printSummary(w io.Writer, file string, cfg *config.Config) {
 		fmt.Fprintln(w, "certificates: self-signed (development only)")
 	}
 	fmt.Fprintf(w, "certificate hosts: %s\n", strings.Join(cfg.CertificateHosts(), " "))
+}
+
+// ewsSummary says whether the answers offer EWS now, and why.
+func ewsSummary(d *config.Domain, now time.Time) string {
+	p := d.Provider
+	switch {
+	case d.EWSAt(now) != "":
+		return d.EWSURL + " (ews_access " + d.EWSAccess + ")"
+	case d.EWSAccess == config.EWSAccessOff:
+		return "off (ews_access off): no answer points a client at EWS"
+	case !p.EWSRetired.IsZero() && !now.Before(p.EWSRetired):
+		return "off: " + p.DisplayName + " retired EWS on " + p.EWSRetired.Format(time.DateOnly)
+	}
+	return "off (ews_access auto): " + p.DisplayName + " switched EWS off on " + p.EWSOffFrom.Format(time.DateOnly) +
+		"; set ews_access: on if this tenant enabled it for its applications"
 }
