@@ -138,9 +138,10 @@ domains:
 		before, after []string
 		changes       int
 	}{
-		{"auto.example", []string{AuthOAuth2, AuthPasswordCleartext}, []string{AuthOAuth2}, 2},
-		{"on.example", []string{AuthOAuth2, AuthPasswordCleartext}, []string{AuthOAuth2, AuthPasswordCleartext}, 1},
-		{"off.example", []string{AuthOAuth2}, []string{AuthOAuth2}, 1},
+		// The SMTP date, and Exchange Online's two EWS dates.
+		{"auto.example", []string{AuthOAuth2, AuthPasswordCleartext}, []string{AuthOAuth2}, 3},
+		{"on.example", []string{AuthOAuth2, AuthPasswordCleartext}, []string{AuthOAuth2, AuthPasswordCleartext}, 2},
+		{"off.example", []string{AuthOAuth2}, []string{AuthOAuth2}, 2},
 		{"google.example", []string{AuthOAuth2}, []string{AuthOAuth2}, 0},
 	} {
 		d, _ := c.Lookup(tc.domain)

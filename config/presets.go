@@ -140,12 +140,12 @@ var presets = map[string]*Preset{
 		// Exchange Web Services in Exchange Online"): switched off from
 		// 2026-10-01 for every tenant that did not enable it with an
 		// allow-list of application IDs, and for all on 2027-04-01.
-		EWSOffFrom: time.Date(2026, time.October, 1, 0, 0, 0, 0, time.UTC),
-		EWSRetired: time.Date(2027, time.April, 1, 0, 0, 0, 0, time.UTC),
-		OutlookExchange:      OutlookRedirect,
-		OutlookRedirectURL:   "https://autodiscover-s.outlook.com/autodiscover/autodiscover.xml",
-		DocumentationURL:     "https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/pop3-and-imap4/pop3-and-imap4",
-		MSOnline:             true,
+		EWSOffFrom:         time.Date(2026, time.October, 1, 0, 0, 0, 0, time.UTC),
+		EWSRetired:         time.Date(2027, time.April, 1, 0, 0, 0, 0, time.UTC),
+		OutlookExchange:    OutlookRedirect,
+		OutlookRedirectURL: "https://autodiscover-s.outlook.com/autodiscover/autodiscover.xml",
+		DocumentationURL:   "https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/pop3-and-imap4/pop3-and-imap4",
+		MSOnline:           true,
 		// Microsoft 365 admin center, "Add DNS records to connect your
 		// domain": <domain-with-dashes>.mail.protection.outlook.com, and
 		// the newer *.mx.microsoft.
