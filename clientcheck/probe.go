@@ -8,7 +8,18 @@ import (
 )
 
 // Clients whose requests Probe knows.
-var Clients = []string{"outlook", "mobilesync", "json", "thunderbird", "soap", "apple"}
+var Clients = []string{"outlook", "outlook-desktop", "mobilesync", "json", "thunderbird", "soap", "apple"}
+
+// ClientKinds says which clients each of Clients stands for.
+var ClientKinds = map[string]string{
+	"outlook":         "POX, outlook schema: Thunderbird's Exchange lookup, exchangelib, DavMail, Evolution, GNOME Online Accounts",
+	"outlook-desktop": "POX as Outlook desktop sends it when it wants Exchange (X-MapiHttpCapability): for Microsoft 365 the redirect to Microsoft",
+	"mobilesync":      "POX, mobilesync schema: ActiveSync phones and tablets",
+	"json":            "Autodiscover v2 (-protocol): Outlook mobile, Outlook 2019",
+	"thunderbird":     "Mozilla autoconfig: Thunderbird, Thunderbird for Android, Evolution, KDE, Horde, Delta Chat",
+	"soap":            "SOAP GetUserSettings: EWS Managed API clients, Outlook for Mac",
+	"apple":           "an Apple configuration profile: iPhone, iPad, Mac",
+}
 
 // Probe is one request as a client sends it.
 type Probe struct {
@@ -16,6 +27,7 @@ type Probe struct {
 	Method      string
 	Path        string // with query
 	ContentType string // of the request body, if any
+	Header      map[string]string
 	Body        string
 }
 
@@ -30,15 +42,21 @@ func xmlText(s string) string {
 func ProbeFor(client, email, protocol string) (Probe, error) {
 	e := xmlText(email)
 	switch client {
-	case "outlook", "mobilesync":
+	case "outlook", "outlook-desktop", "mobilesync":
 		ns, resp := "outlook/requestschema/2006", "outlook/responseschema/2006a"
 		if client == "mobilesync" {
 			ns, resp = "mobilesync/requestschema/2006", "mobilesync/responseschema/2006"
 		}
-		return Probe{Client: client, Method: "POST", Path: "/autodiscover/autodiscover.xml", ContentType: "text/xml; charset=utf-8",
+		p := Probe{Client: client, Method: "POST", Path: "/autodiscover/autodiscover.xml", ContentType: "text/xml; charset=utf-8",
 			Body: `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/` + ns + `"><Request>` +
 				`<EMailAddress>` + e + `</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/` + resp +
-				`</AcceptableResponseSchema></Request></Autodiscover>`}, nil
+				`</AcceptableResponseSchema></Request></Autodiscover>`}
+		if client == "outlook-desktop" {
+			// [MS-OXDSCLI] 2.2.2.1: Outlook asking for MAPI over HTTP, and the
+			// redirects it can handle.
+			p.Header = map[string]string{"X-MapiHttpCapability": "1", "X-ClientCanHandle": "Negotiate,ExHttpInfo"}
+		}
+		return p, nil
 	case "json":
 		if protocol == "" {
 			protocol = "ActiveSync"
@@ -94,7 +112,7 @@ type Answer struct {
 func (p Probe) Read(status int, contentType string, body []byte) (*Answer, error) {
 	a := &Answer{}
 	switch p.Client {
-	case "outlook", "mobilesync":
+	case "outlook", "outlook-desktop", "mobilesync":
 		read := ReadPOX
 		if p.Client == "mobilesync" {
 			read = ReadMobileSync

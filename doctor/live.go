@@ -134,6 +134,9 @@ func askClient(ctx context.Context, c *http.Client, host, client, email string, 
 	if p.ContentType != "" {
 		req.Header.Set("Content-Type", p.ContentType)
 	}
+	for k, v := range p.Header {
+		req.Header.Set(k, v)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return Finding{Fail, "live", subject, err.Error(), "check the service's log"}

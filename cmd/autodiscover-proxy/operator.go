@@ -174,10 +174,14 @@ func renderCommand(_ context.Context, args []string, stdout, stderr io.Writer) e
 	email := fs.String("email", "", "the user's e-mail `address` (required)")
 	client := fs.String("client", "", "the `client`: "+strings.Join(clientcheck.Clients, ", ")+" (required)")
 	protocol := fs.String("protocol", "ActiveSync", "Autodiscover v2 `protocol` for -client json: ActiveSync, Ews or AutodiscoverV1")
+	var kinds strings.Builder
+	for _, c := range clientcheck.Clients {
+		fmt.Fprintf(&kinds, "\n  %-16s %s", c, clientcheck.ClientKinds[c])
+	}
 	fs.Usage = usageFunc(fs, stderr, "render -config FILE -email ADDR -client "+strings.Join(clientcheck.Clients, "|"),
 		"autodiscover-proxy render -config /etc/autodiscover-proxy/config.yaml -email jane@contoso.com -client thunderbird",
 		"Prints exactly what that client receives for that address, byte for byte the handler's answer\n"+
-			"(apple profiles signed when the config has certificate files or an ACME cache).")
+			"(apple profiles signed when the config has certificate files or an ACME cache). The clients:"+kinds.String())
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -211,6 +215,9 @@ func renderCommand(_ context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if probe.ContentType != "" {
 		req.Header.Set("Content-Type", probe.ContentType)
+	}
+	for k, v := range probe.Header {
+		req.Header.Set(k, v)
 	}
 	w := httptest.NewRecorder()
 	svc.srv.HTTPSHandler().ServeHTTP(w, req)

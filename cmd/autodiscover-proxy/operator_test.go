@@ -97,6 +97,9 @@ func TestRenderCommand(t *testing.T) {
 		p, _ := clientcheck.ProbeFor(client, "jane@contoso.com", "")
 		r := httptest.NewRequest(p.Method, p.Path, strings.NewReader(p.Body))
 		r.Host = "autodiscover.contoso.com"
+		for k, v := range p.Header {
+			r.Header.Set(k, v)
+		}
 		w := httptest.NewRecorder()
 		srv.HTTPSHandler().ServeHTTP(w, r)
 		if out != w.Body.String() {
@@ -104,6 +107,17 @@ func TestRenderCommand(t *testing.T) {
 		}
 		if _, err := p.Read(w.Code, w.Header().Get("Content-Type"), []byte(out)); err != nil {
 			t.Errorf("%s: %v", client, err)
+		}
+	}
+	// Outlook desktop asking for Exchange gets the redirect to Microsoft,
+	// as render says; every client kind is explained in the help.
+	if _, out, _ := runCmd("render", "-config", testConfig, "-email", "jane@contoso.com", "-client", "outlook-desktop"); !strings.Contains(out, "<Action>redirectUrl</Action>") {
+		t.Errorf("outlook-desktop for Microsoft 365 is not the redirect:\n%s", out)
+	}
+	_, _, help := runCmd("render", "-h")
+	for _, c := range clientcheck.Clients {
+		if clientcheck.ClientKinds[c] == "" || !strings.Contains(help, clientcheck.ClientKinds[c]) {
+			t.Errorf("render's help does not say what %s stands for", c)
 		}
 	}
 	// An unconfigured domain: the error document clients get, and a failure.
