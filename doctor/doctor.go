@@ -159,7 +159,7 @@ func CheckDNS(ctx context.Context, r Resolver, domains []*config.Domain, target 
 		for _, n := range d.Names() {
 			out = append(out, checkServiceName(ctx, r, "autodiscover."+n, target, true))
 			out = append(out, checkServiceName(ctx, r, "autoconfig."+n, target, false))
-			out = append(out, checkAutodiscoverSRV(ctx, r, n, target))
+			out = append(out, checkAutodiscoverSRV(ctx, r, n))
 			for _, want := range MailSRV(d) {
 				out = append(out, checkMailSRV(ctx, r, want.Hdr.Name+n, want))
 			}
@@ -204,9 +204,13 @@ func checkServiceName(ctx context.Context, r Resolver, name, target string, auto
 	return f
 }
 
-func checkAutodiscoverSRV(ctx context.Context, r Resolver, domain, target string) Finding {
+// checkAutodiscoverSRV checks the SRV that Outlook's last step follows
+// (MS-OXDISCO 3.1.5.4) against Records': it must name
+// autodiscover.<domain>, a name the service has a certificate for.
+func checkAutodiscoverSRV(ctx context.Context, r Resolver, domain string) Finding {
 	name := "_autodiscover._tcp." + domain
-	fix := "add " + name + " SRV 0 0 443 " + fqdn(orPlaceholder(target))
+	want := fqdn("autodiscover." + domain)
+	fix := "add " + name + " SRV 0 0 443 " + want
 	rrs, err := r.Query(ctx, name, dns.TypeSRV)
 	switch {
 	case err != nil:
@@ -221,8 +225,9 @@ func checkAutodiscoverSRV(ctx context.Context, r Resolver, domain, target string
 		return Finding{Fail, "dns", name, "points at " + t + ": clients bypass the proxy", fix}
 	case srv.Port != 443:
 		return Finding{Warn, "dns", name, fmt.Sprintf("port %d: Outlook ignores it and uses 443", srv.Port), fix}
-	case target != "" && t != fqdn(target):
-		return Finding{Warn, "dns", name, "points at " + t + ", not " + fqdn(target), fix}
+	case t != want:
+		return Finding{Warn, "dns", name, "points at " + t + ": a client that follows it checks the certificate against " + t +
+			", and the service's certificates cover " + want + " (and autoconfig.)", "set " + name + " SRV 0 0 443 " + want}
 	}
 	return Finding{Pass, "dns", name, fmt.Sprintf("SRV %d %d %d %s", srv.Priority, srv.Weight, srv.Port, t), ""}
 }

@@ -30,7 +30,7 @@ var (
 	goodZone = Zone{
 		"autodiscover.contoso.com. 300 IN CNAME proxy.example.net.",
 		"autoconfig.contoso.com. 300 IN CNAME proxy.example.net.",
-		"_autodiscover._tcp.contoso.com. 300 IN SRV 0 0 443 proxy.example.net.",
+		"_autodiscover._tcp.contoso.com. 300 IN SRV 0 0 443 autodiscover.contoso.com.",
 		"_imaps._tcp.contoso.com. 300 IN SRV 0 1 993 outlook.office365.com.",
 		"_pop3s._tcp.contoso.com. 300 IN SRV 0 1 995 outlook.office365.com.",
 		"_submission._tcp.contoso.com. 300 IN SRV 0 1 587 smtp.office365.com.",

@@ -44,7 +44,10 @@ func hdr(name string, t uint16) dns.RR_Header {
 // autodiscover and autoconfig CNAMEs to target (the host this service runs
 // on), the _autodiscover._tcp SRV (MS-OXDISCO 3.1.5.4; Outlook ignores
 // its port), RFC 6186 / RFC 8314 SRV records for the preset's servers, and
-// a note on the MX.
+// a note on the MX. The autodiscover SRV names autodiscover.<domain>, not
+// target: a client that follows it connects to https://<its target>/ and
+// checks the certificate against that name, and the service's
+// certificates are for autodiscover.<domain> and autoconfig.<domain>.
 func Records(cfg *config.Config, target string) []Record {
 	var out []Record
 	for _, d := range cfg.Domains {
@@ -52,7 +55,8 @@ func Records(cfg *config.Config, target string) []Record {
 			out = append(out,
 				newRecord(n, &dns.CNAME{Hdr: hdr("autodiscover."+n, dns.TypeCNAME), Target: fqdn(target)}, "Outlook, ActiveSync and EWS clients"),
 				newRecord(n, &dns.CNAME{Hdr: hdr("autoconfig."+n, dns.TypeCNAME), Target: fqdn(target)}, "Thunderbird and other autoconfig clients"),
-				newRecord(n, &dns.SRV{Hdr: hdr("_autodiscover._tcp."+n, dns.TypeSRV), Priority: 0, Weight: 0, Port: 443, Target: fqdn(target)}, "Outlook's SRV step"),
+				newRecord(n, &dns.SRV{Hdr: hdr("_autodiscover._tcp."+n, dns.TypeSRV), Priority: 0, Weight: 0, Port: 443, Target: fqdn("autodiscover." + n)},
+					"Outlook's SRV step, to a name the service's certificate covers"),
 			)
 			for _, s := range MailSRV(d) {
 				s.Hdr = hdr(s.Hdr.Name+n, dns.TypeSRV)
