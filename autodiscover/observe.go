@@ -181,10 +181,21 @@ func logText(s string, max int) string {
 }
 
 // hashAddress is a keyed hash of an address: the same address gives the
-// same value while the process runs (to follow one user's retries), and
-// the log does not reveal who asked.
+// same value while the key stays (to follow one user's retries), and the
+// log does not reveal who asked. The key is log.address_key_file's, shared
+// by replicas, or one random per process.
 func (s *Server) hashAddress(addr string) string {
-	mac := hmac.New(sha256.New, s.addressKey)
+	key := s.site.Load().cfg.Log.AddressKey
+	if key == nil {
+		key = s.addressKey
+	}
+	return HashAddress(key, addr)
+}
+
+// HashAddress is the value the logs carry for addr under key
+// (`autodiscover-proxy hash-address` prints it for an operator).
+func HashAddress(key []byte, addr string) string {
+	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(strings.ToLower(addr)))
 	return "h:" + hex.EncodeToString(mac.Sum(nil)[:8])
 }

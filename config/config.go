@@ -68,6 +68,11 @@ const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
 type Log struct {
 	// Addresses: false logs e-mail addresses as a keyed hash; true as they are.
 	Addresses bool
+	// AddressKeyFile holds the hash's key (address_key_file), shared by
+	// replicas so that their logs agree; AddressKey is its content, less a
+	// trailing newline. Without it each process picks a random key.
+	AddressKeyFile string
+	AddressKey     []byte
 }
 
 // CertificateHosts are the TLS host names served: autodiscover.<d> and

@@ -367,3 +367,26 @@ func TestEWSAccess(t *testing.T) {
 		t.Errorf("on after the retirement: %v", err)
 	}
 }
+
+// log.address_key_file: the file's content less a trailing newline; a
+// missing or short file is an error that never quotes the key.
+func TestAddressKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(content string) {
+		os.WriteFile(filepath.Join(dir, "k"), []byte(content), 0o600)
+	}
+	cfg := []byte("log: {address_key_file: k}\ndomains:\n  - {name: a.com, provider: microsoft365}\n")
+	write(strings.Repeat("f", 64) + "\n")
+	c, err := Parse(cfg, "test.yaml", dir)
+	if err != nil || string(c.Log.AddressKey) != strings.Repeat("f", 64) {
+		t.Fatalf("%v, key %q", err, c.Log.AddressKey)
+	}
+	write("short-secret\n")
+	if _, err := Parse(cfg, "test.yaml", dir); err == nil || !strings.Contains(err.Error(), "holds 12 bytes: use at least 32") || strings.Contains(err.Error(), "short-secret") {
+		t.Errorf("a short key: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "k"))
+	if _, err := Parse(cfg, "test.yaml", dir); err == nil || !strings.Contains(err.Error(), "log.address_key_file") {
+		t.Errorf("a missing key file: %v", err)
+	}
+}

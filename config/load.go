@@ -317,7 +317,8 @@ type fileACME struct {
 }
 
 type fileLog struct {
-	Addresses string `yaml:"addresses"`
+	Addresses      string `yaml:"addresses"`
+	AddressKeyFile string `yaml:"address_key_file"`
 }
 
 type fileDomain struct {

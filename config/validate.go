@@ -1,11 +1,13 @@
 package config
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -135,6 +137,7 @@ func (v *validator) config(f *file, dir string) *Config {
 	default:
 		v.addf("log.addresses", "%q: use hash (default: a keyed hash of each address) or plain", f.Log.Addresses)
 	}
+	c.Log.AddressKeyFile, c.Log.AddressKey = v.addressKey(f.Log.AddressKeyFile, dir)
 	for i, p := range f.TrustedProxies {
 		pfx, err := parsePrefix(p)
 		if err != nil {
@@ -239,6 +242,33 @@ func (v *validator) tls(t fileTLS, dir string) TLS {
 		}
 	}
 	return out
+}
+
+// minAddressKey is the shortest key address_key_file may hold: 128 bits
+// as hex (openssl rand -hex 32 writes 64 characters).
+const minAddressKey = 32
+
+// addressKey reads log.address_key_file: the key is the file's content
+// less a trailing newline (editors and echo add one). The key is a secret:
+// no message quotes it.
+func (v *validator) addressKey(file, dir string) (string, []byte) {
+	if file == "" {
+		return "", nil
+	}
+	if !filepath.IsAbs(file) && dir != "" {
+		file = filepath.Join(dir, file)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		v.addf("log.address_key_file", "%v", err)
+		return file, nil
+	}
+	key := bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
+	if len(key) < minAddressKey {
+		v.addf("log.address_key_file", "%s holds %d bytes: use at least %d (openssl rand -hex 32 > %s)", file, len(key), minAddressKey, file)
+		return file, nil
+	}
+	return file, key
 }
 
 // parsePrefix reads an address or a CIDR network.

@@ -25,6 +25,7 @@ commands:
   dns            print the DNS records the configured domains need
   doctor         check DNS, the hosts file and the running service
   render         print exactly what one client receives for one address
+  hash-address   print the value the logs carry for an address
   version        print the version and the commit it was built from
 
 Each command takes -h for its flags and an example.
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = doctorCommand(ctx, args[1:], stdout, stderr)
 	case "render":
 		err = renderCommand(ctx, args[1:], stdout, stderr)
+	case "hash-address":
+		err = hashAddressCommand(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		err = versionCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/autodiscover-proxy/autodiscover-proxy/autodiscover"
 	"github.com/autodiscover-proxy/autodiscover-proxy/clientcheck"
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 	"github.com/autodiscover-proxy/autodiscover-proxy/doctor"
@@ -239,4 +240,42 @@ func configName(file string) string {
 		return "the embedded default config"
 	}
 	return file
+}
+
+// hashAddressCommand prints the value the logs carry for an address (its
+// keyed hash), so that an operator can find a user's lines in the logs of
+// every replica: the key is the config's log.address_key_file.
+func hashAddressCommand(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hash-address", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "config `file` whose log.address_key_file holds the key (required)")
+	fs.Usage = usageFunc(fs, stderr, "hash-address -config FILE EMAIL",
+		"autodiscover-proxy hash-address -config /etc/autodiscover-proxy/config.yaml jane@contoso.com",
+		"Prints the value request lines carry in their address field for EMAIL (h:...), under the key in\n"+
+			"log.address_key_file: grep the logs for it.")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return errUsage
+	}
+	if *file == "" || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "hash-address: -config and one address are required")
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := loadConfig(*file)
+	if err != nil {
+		return err
+	}
+	if cfg.Log.AddressKey == nil {
+		return fmt.Errorf("%s has no log.address_key_file: each process hashes addresses with a random key, which no one can repeat; "+
+			"set address_key_file (a file holding, say, openssl rand -hex 32) on every replica", *file)
+	}
+	addr, err := config.ParseAddress(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, autodiscover.HashAddress(cfg.Log.AddressKey, addr.String()))
+	return nil
 }

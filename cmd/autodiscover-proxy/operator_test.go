@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -190,5 +191,48 @@ func TestDoctorCommand(t *testing.T) {
 	}
 	if code, _, errs := runCmd("doctor", "-h"); code != 0 || !strings.Contains(errs, "example: autodiscover-proxy doctor") {
 		t.Errorf("-h: exit %d", code)
+	}
+}
+
+// With log.address_key_file, every replica logs an address as the same
+// value, and hash-address prints it; without it, hash-address says why it
+// cannot.
+func TestHashAddress(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "address.key")
+	os.WriteFile(key, []byte(strings.Repeat("ab", 32)+"\n"), 0o600)
+	cfgFile := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfgFile, []byte("log: {address_key_file: address.key}\ndomains:\n  - {name: contoso.com, provider: microsoft365}\n"), 0o600)
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := func() string {
+		srv, err := autodiscover.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		srv.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		r := httptest.NewRequest("GET", "/mail/config-v1.1.xml?emailaddress=Jane@Contoso.com", nil)
+		r.Host = "autoconfig.contoso.com"
+		srv.HTTPSHandler().ServeHTTP(httptest.NewRecorder(), r)
+		m := regexp.MustCompile(`address=(h:[0-9a-f]+)`).FindStringSubmatch(logs.String())
+		if m == nil {
+			t.Fatalf("no hashed address in %s", logs.String())
+		}
+		return m[1]
+	}
+	one, two := logged(), logged()
+	if one != two {
+		t.Errorf("two replicas with one key file log %s and %s", one, two)
+	}
+	code, out, errs := runCmd("hash-address", "-config", cfgFile, "jane@contoso.com")
+	if code != 0 || strings.TrimSpace(out) != one {
+		t.Errorf("hash-address: exit %d, %q (%s); the logs carry %s", code, out, errs, one)
+	}
+	os.WriteFile(cfgFile, []byte("domains:\n  - {name: contoso.com, provider: microsoft365}\n"), 0o600)
+	if code, _, errs := runCmd("hash-address", "-config", cfgFile, "jane@contoso.com"); code != 1 || !strings.Contains(errs, "no log.address_key_file") {
+		t.Errorf("without a key file: exit %d: %s", code, errs)
 	}
 }
