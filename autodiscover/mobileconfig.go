@@ -9,12 +9,6 @@ import (
 	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
 )
 
-// Profile kinds (?type=).
-const (
-	profileEAS  = "eas"
-	profileIMAP = "imap"
-)
-
 // mobileconfigPrefix is the readable path form: /mobileconfig/<addr>.mobileconfig.
 const mobileconfigPrefix = "/mobileconfig/"
 

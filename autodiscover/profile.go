@@ -18,42 +18,16 @@ type errProfile string
 
 func (e errProfile) Error() string { return string(e) }
 
-// profileKinds are the profile types a domain offers, preferred first.
-// IMAP/POP (com.apple.mail.managed) only where passwords work: it has no
-// OAuth key, and Exchange Online refuses passwords for IMAP. ActiveSync
-// (com.apple.eas.account, with OAuth where passwords do not work) where the
-// domain has it, first for an Exchange server (mail, calendar and contacts
-// in one account, as the server's own users set it up). An IMAP profile
-// signs in to SMTP with the password too, so it needs password SMTP at
-// time now (smtp_password: off takes it away): there may be no profile.
-func profileKinds(d *config.Domain, now time.Time) []string {
-	var kinds []string
-	if passwordWorks(d) && slices.Contains(d.SMTPAuth(now), config.AuthPasswordCleartext) {
-		kinds = append(kinds, profileIMAP)
-	}
-	if d.ActiveSyncURL != "" {
-		kinds = append(kinds, profileEAS)
-		if d.Provider.FromExchangeHost {
-			slices.Reverse(kinds)
-		}
-	}
-	return kinds
-}
-
-func passwordWorks(d *config.Domain) bool {
-	return slices.Contains(d.Provider.IncomingAuth, config.AuthPasswordCleartext)
-}
-
 // buildProfile is the unsigned profile for addr. Identifiers are reverse
 // DNS under the domain; UUIDs are derived from the address, so the same
 // user always gets the same profile.
 func buildProfile(d *config.Domain, addr config.Address, kind string, now time.Time) (*xmlschema.Profile, error) {
-	kinds := profileKinds(d, now)
+	kinds := d.ProfileKinds(now)
 	if kind == "" && len(kinds) > 0 {
 		kind = kinds[0]
 	}
 	if !slices.Contains(kinds, kind) {
-		if kind == profileIMAP && d.ActiveSyncURL != "" {
+		if kind == config.ProfileIMAP && d.ActiveSyncURL != "" {
 			return nil, errProfile("An IMAP profile would need a password, which " + d.Provider.DisplayName +
 				" refuses for IMAP (it signs in with OAuth). Use the Exchange (type=eas) profile.")
 		}
@@ -76,7 +50,7 @@ func buildProfile(d *config.Domain, addr config.Address, kind string, now time.T
 		PayloadOrganization: d.DisplayName,
 	}
 	switch kind {
-	case profileEAS:
+	case config.ProfileEAS:
 		p.PayloadContent = []any{xmlschema.EASPayload{
 			PayloadType:         xmlschema.PayloadEAS,
 			PayloadVersion:      1,
@@ -88,9 +62,9 @@ func buildProfile(d *config.Domain, addr config.Address, kind string, now time.T
 			UserName:            login,
 			Host:                urlHost(d.ActiveSyncURL),
 			SSL:                 true,
-			OAuth:               !passwordWorks(d),
+			OAuth:               !d.PasswordWorks(),
 		}}
-	case profileIMAP:
+	case config.ProfileIMAP:
 		in, typ := d.IMAP, xmlschema.EmailTypeIMAP
 		if in == nil {
 			in, typ = d.POP3, xmlschema.EmailTypePOP

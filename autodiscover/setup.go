@@ -251,12 +251,12 @@ func (s *Server) fillSetup(r *http.Request, page *setupPage, rec *report) {
 	d := a.domain
 	rec.outcome = OutcomeSettings
 	now := s.Now()
-	kinds := profileKinds(d, now)
+	kinds := d.ProfileKinds(now)
 	host := st.profileHost(r, a)
 	page.Org, page.DomainName, page.Address, page.Provider = d.DisplayName, config.UnicodeDomain(d.Name), addr.ForPeople(), d.Provider.DisplayName
 	page.Profile = len(kinds) > 0
-	page.EAS = page.Profile && kinds[0] == profileEAS
-	page.MacProfile = page.Profile && kinds[0] == profileIMAP // com.apple.eas.account is iOS only
+	page.EAS = page.Profile && kinds[0] == config.ProfileEAS
+	page.MacProfile = page.Profile && kinds[0] == config.ProfileIMAP // com.apple.eas.account is iOS only
 	page.OAuth = slices.Contains(d.Provider.IncomingAuth, config.AuthOAuth2)
 	page.AppPasswordHelp = d.Provider.AppPasswordHelp
 	page.SMTPAdminNote = d.Provider.SMTPAuthPerMailbox && slices.Contains(d.SMTPAuth(now), config.AuthPasswordCleartext)

@@ -267,6 +267,40 @@ func (d *Domain) Changes() []time.Time {
 	return slices.CompactFunc(ts, time.Time.Equal)
 }
 
+// Apple profile kinds, the values of /mobileconfig?type=.
+const (
+	ProfileEAS  = "eas"  // com.apple.eas.account
+	ProfileIMAP = "imap" // com.apple.mail.managed, IMAP (or POP) and SMTP
+)
+
+// ProfileKinds are the Apple profile types (?type=) the domain offers, preferred first.
+// IMAP/POP (com.apple.mail.managed) only where passwords work: it has no
+// OAuth key, and Exchange Online refuses passwords for IMAP. ActiveSync
+// (com.apple.eas.account, with OAuth where passwords do not work) where the
+// domain has it, first for an Exchange server (mail, calendar and contacts
+// in one account, as the server's own users set it up). An IMAP profile
+// signs in to SMTP with the password too, so it needs password SMTP at
+// time now (smtp_password: off takes it away): there may be no profile.
+func (d *Domain) ProfileKinds(now time.Time) []string {
+	var kinds []string
+	if d.PasswordWorks() && slices.Contains(d.SMTPAuth(now), AuthPasswordCleartext) {
+		kinds = append(kinds, ProfileIMAP)
+	}
+	if d.ActiveSyncURL != "" {
+		kinds = append(kinds, ProfileEAS)
+		if d.Provider.FromExchangeHost {
+			slices.Reverse(kinds)
+		}
+	}
+	return kinds
+}
+
+// PasswordWorks reports whether the provider takes a password for IMAP
+// and POP.
+func (d *Domain) PasswordWorks() bool {
+	return slices.Contains(d.Provider.IncomingAuth, AuthPasswordCleartext)
+}
+
 // LoginFor fills the login-name form for one address.
 func (d *Domain) LoginFor(a Address) string {
 	switch d.LoginName {

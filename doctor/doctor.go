@@ -154,6 +154,9 @@ func providerAutodiscover(t string) *config.Preset {
 // and wrong ones. target is the host this service runs on ("" accepts any
 // address for the autodiscover and autoconfig names).
 func CheckDNS(ctx context.Context, r Resolver, domains []*config.Domain, target string) []Finding {
+	if f, ok := resolverAnswers(ctx, r); !ok {
+		return []Finding{f}
+	}
 	var out []Finding
 	for _, d := range domains {
 		for _, n := range d.Names() {
@@ -169,9 +172,33 @@ func CheckDNS(ctx context.Context, r Resolver, domains []*config.Domain, target 
 	return out
 }
 
+// canary is a name every working resolver resolves: the root zone's name
+// servers.
+const canary = "."
+
+// resolverAnswers asks the resolver for a name that must exist first: one
+// that answers nothing (unreachable, refusing, or cut off from the
+// Internet) would make every record look missing, so it is one finding
+// instead of one per record.
+func resolverAnswers(ctx context.Context, r Resolver) (Finding, bool) {
+	rrs, err := r.Query(ctx, canary, dns.TypeNS)
+	switch {
+	case err != nil:
+		return Finding{Fail, "dns", "resolver", "it answers nothing: " + err.Error() + "; the DNS checks were not made",
+			"give a resolver that answers with -resolver HOST:PORT (such as 1.1.1.1:53), or -skip-dns"}, false
+	case len(rrs) == 0:
+		return Finding{Fail, "dns", "resolver", "it resolves nothing (no name servers for the root zone); the DNS checks were not made",
+			"give a resolver that resolves Internet names with -resolver HOST:PORT, or -skip-dns"}, false
+	}
+	return Finding{}, true
+}
+
 func checkServiceName(ctx context.Context, r Resolver, name, target string, autodiscover bool) Finding {
 	f := Finding{Check: "dns", Subject: name}
-	fix := "make " + name + " a CNAME to " + fqdn(orPlaceholder(target))
+	fix := "make " + name + " a CNAME to " + fqdn(target)
+	if target == "" {
+		fix = "make " + name + " a CNAME to the host this service runs on (pass it as -target HOST, and doctor checks the CNAME against it)"
+	}
 	cnames, err := r.Query(ctx, name, dns.TypeCNAME)
 	if err != nil {
 		return Finding{Fail, "dns", name, err.Error(), "check that the name server answers"}
@@ -315,9 +342,4 @@ func overlap(a, b []string) bool {
 	return false
 }
 
-func orPlaceholder(target string) string {
-	if target == "" {
-		return "THIS-SERVICE-HOST"
-	}
-	return target
-}
+

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,9 +47,17 @@ var (
 	}
 )
 
+// rootZone is what every working resolver answers.
+var rootZone = Zone{". 300 IN NS a.root-servers.net."}
+
 // StartDNS serves zones on a loopback UDP port until the test ends and
-// returns a resolver for it.
+// returns a resolver for it; with the root zone's name servers, unless
+// bare.
 func StartDNS(t testing.TB, zones ...Zone) *DNSClient {
+	return startDNS(t, append(zones, rootZone)...)
+}
+
+func startDNS(t testing.TB, zones ...Zone) *DNSClient {
 	t.Helper()
 	records := map[string][]dns.RR{}
 	for _, z := range zones {
@@ -249,10 +258,52 @@ func TestCheckLive(t *testing.T) {
 	if f := CheckLive(context.Background(), cfg.Domains[:1], o)[0]; f.Level != Warn || !strings.Contains(f.Message, "days") {
 		t.Errorf("expiring certificate: %+v", f)
 	}
-	// A client that does not trust the certificate fails.
+	// A client that does not trust serve's development certificate fails,
+	// and the fix names -insecure-dev.
 	o.Roots, o.Now = x509.NewCertPool(), time.Time{}
-	if f := CheckLive(context.Background(), cfg.Domains[:1], o)[0]; f.Level != Fail || !strings.Contains(f.Message, "certificate") || !strings.Contains(f.Fix, "-ca FILE") {
-		t.Errorf("untrusted certificate: %+v", f)
+	if f := CheckLive(context.Background(), cfg.Domains[:1], o)[0]; f.Level != Fail || !strings.Contains(f.Message, "certificate") || !strings.Contains(f.Fix, "-insecure-dev") {
+		t.Errorf("untrusted development certificate: %+v", f)
+	}
+	// With -insecure-dev: the certificate a warning that says so, every
+	// answer read.
+	o.Insecure = true
+	for i, f := range CheckLive(context.Background(), cfg.Domains[:1], o) {
+		switch {
+		case i == 0 && (f.Level != Warn || !strings.Contains(f.Message, "not verified (-insecure-dev)")):
+			t.Errorf("-insecure-dev: %+v", f)
+		case i > 0 && f.Level == Fail:
+			t.Errorf("-insecure-dev: %+v", f)
+		}
+	}
+}
+
+// A domain that rightly offers no Apple profile (Google Workspace without
+// password SMTP) is not failed for it; every probe carries doctor's own
+// User-Agent.
+func TestCheckLiveOnlyWhatIsOffered(t *testing.T) {
+	cfg, err := config.Parse([]byte("domains:\n  - {name: litware.example, provider: google-workspace, smtp_password: \"off\"}\n"), "t.yaml", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	agents := map[string]int{}
+	o := liveService(t, cfg, func(s *autodiscover.Server) http.Handler {
+		h := s.HTTPSHandler()
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			agents[r.UserAgent()]++
+			mu.Unlock()
+			h.ServeHTTP(w, r)
+		})
+	})
+	o.UserAgent = "autodiscover-proxy-doctor/test"
+	for _, f := range CheckLive(context.Background(), cfg.Domains, o) {
+		if f.Level != Pass || strings.HasSuffix(f.Subject, " apple") {
+			t.Errorf("%+v", f)
+		}
+	}
+	if len(agents) != 1 || agents["autodiscover-proxy-doctor/test"] == 0 {
+		t.Errorf("probes sent User-Agents %v", agents)
 	}
 }
 
@@ -343,5 +394,43 @@ func TestWriteFindings(t *testing.T) {
 	var back []Finding
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back) != 2 || back[1].Fix != "do this" {
 		t.Errorf("json %s: %v", js.String(), err)
+	}
+}
+
+// A resolver that answers nothing, or cannot be reached, is one finding,
+// not a failure for every record.
+func TestResolverThatAnswersNothing(t *testing.T) {
+	cfg := loadConfig(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := pc.LocalAddr().String()
+	pc.Close()
+	for name, r := range map[string]Resolver{
+		"resolves nothing": startDNS(t, goodZone),
+		"unreachable":      &DNSClient{Server: closed},
+	} {
+		fs := CheckDNS(context.Background(), r, cfg.Domains, "proxy.example.net")
+		if len(fs) != 1 || fs[0].Level != Fail || fs[0].Subject != "resolver" || !strings.Contains(fs[0].Fix, "-resolver") {
+			t.Errorf("%s: %d findings %+v, want one about the resolver", name, len(fs), fs)
+		}
+	}
+}
+
+// Without -target, a fix says to pass it instead of naming a placeholder;
+// with it, the fix names it.
+func TestFixesNameTheTarget(t *testing.T) {
+	cfg := loadConfig(t)
+	r := StartDNS(t)
+	for target, want := range map[string]string{"": "pass it as -target HOST", "proxy.example.net": "CNAME to proxy.example.net."} {
+		for _, f := range CheckDNS(context.Background(), r, cfg.Domains[:1], target) {
+			if strings.HasPrefix(f.Subject, "autodiscover.") && !strings.Contains(f.Fix, want) {
+				t.Errorf("-target %q: fix %q, want %q in it", target, f.Fix, want)
+			}
+			if strings.Contains(f.Fix, "THIS-SERVICE-HOST") {
+				t.Errorf("a placeholder in a fix: %q", f.Fix)
+			}
+		}
 	}
 }

@@ -27,7 +27,17 @@ type LiveOptions struct {
 	Roots *x509.CertPool
 	// Now is the clock for days-left; zero means time.Now.
 	Now time.Time
+	// Insecure checks a development server: its certificate is not
+	// verified (doctor -insecure-dev), and the finding says so.
+	Insecure bool
+	// UserAgent is sent with every probe, so that the service's log tells
+	// doctor's requests from clients'.
+	UserAgent string
 }
+
+// devCertificate is the subject of the certificate serve makes when it has
+// none (certs.SelfSigned).
+const devCertificate = "autodiscover-proxy development certificate"
 
 // certWarnDays is when an expiring certificate becomes a warning.
 const certWarnDays = 14
@@ -47,8 +57,8 @@ func CheckLive(ctx context.Context, domains []*config.Domain, o LiveOptions) []F
 			c, f := connect(ctx, "autodiscover."+n, o, now)
 			out = append(out, f)
 			if c != nil {
-				for _, client := range clientsFor(d, "autodiscover."+n) {
-					out = append(out, askClient(ctx, c, "autodiscover."+n, client, email, d))
+				for _, client := range clientsFor(d, "autodiscover."+n, now) {
+					out = append(out, askClient(ctx, c, "autodiscover."+n, client, email, d, o.UserAgent))
 				}
 			}
 			out = append(out, checkAutoconfig(ctx, n, email, d, o, now)...)
@@ -65,10 +75,10 @@ func checkAutoconfig(ctx context.Context, n, email string, d *config.Domain, o L
 	host := "autoconfig." + n
 	c, f := connect(ctx, host, o, now)
 	if c != nil {
-		return []Finding{f, askClient(ctx, c, host, "thunderbird", email, d)}
+		return []Finding{f, askClient(ctx, c, host, "thunderbird", email, d, o.UserAgent)}
 	}
 	if apex, af := connect(ctx, n, o, now); apex != nil {
-		if a := askClient(ctx, apex, n, "thunderbird", email, d); a.Level == Pass {
+		if a := askClient(ctx, apex, n, "thunderbird", email, d, o.UserAgent); a.Level == Pass {
 			return []Finding{{Pass, "live", host, "not reachable (" + f.Message + "), but " + n + " serves /.well-known/autoconfig, which Thunderbird also asks", ""}, af, a}
 		}
 	}
@@ -78,12 +88,17 @@ func checkAutoconfig(ctx context.Context, n, email string, d *config.Domain, o L
 	return []Finding{f}
 }
 
-// clientsFor are the clients that ask host.
-func clientsFor(d *config.Domain, host string) []string {
+// clientsFor are the clients that ask host: the Apple profile only where
+// the domain offers one (none is right for a domain whose sign-in no
+// profile can carry), ActiveSync clients only where it has ActiveSync.
+func clientsFor(d *config.Domain, host string, now time.Time) []string {
 	if strings.HasPrefix(host, "autoconfig.") {
 		return []string{"thunderbird"}
 	}
-	clients := []string{"outlook", "soap", "apple"}
+	clients := []string{"outlook", "soap"}
+	if len(d.ProfileKinds(now)) > 0 {
+		clients = append(clients, "apple")
+	}
 	if d.ActiveSyncURL != "" {
 		clients = append(clients, "mobilesync", "json")
 	}
@@ -96,7 +111,7 @@ func connect(ctx context.Context, host string, o LiveOptions, now time.Time) (*h
 	if o.Connect != "" {
 		addr = o.Connect
 	}
-	tlsConf := &tls.Config{ServerName: host, RootCAs: o.Roots, MinVersion: tls.VersionTLS12}
+	tlsConf := &tls.Config{ServerName: host, RootCAs: o.Roots, MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.Insecure}
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, addr)
 	}
@@ -104,7 +119,11 @@ func connect(ctx context.Context, host string, o LiveOptions, now time.Time) (*h
 	if err != nil {
 		fix := "check that the service runs and serves a valid certificate for " + host + " (readyz, ACME log)"
 		var unknown x509.UnknownAuthorityError
-		if errors.As(err, &unknown) {
+		switch {
+		case errors.As(err, &unknown) && unknown.Cert != nil && unknown.Cert.Subject.CommonName == devCertificate:
+			fix = "this is serve's development certificate (no tls: in the config): to check a development server, " +
+				"pass -insecure-dev; for mail clients, serve a publicly trusted certificate (tls.acme or cert_file/key_file)"
+		case errors.As(err, &unknown):
 			fix = "the certificate's CA is not trusted here: for a private CA, give its certificate with -ca FILE (PEM); " +
 				"for mail clients on the Internet, serve a publicly trusted certificate (tls.acme)"
 		}
@@ -114,14 +133,17 @@ func connect(ctx context.Context, host string, o LiveOptions, now time.Time) (*h
 	conn.Close()
 	days := int(leaf.NotAfter.Sub(now).Hours() / 24)
 	f := Finding{Pass, "live", host, fmt.Sprintf("certificate valid for %s until %s (%d days)", host, leaf.NotAfter.Format("2006-01-02"), days), ""}
-	if days < certWarnDays {
+	switch {
+	case o.Insecure:
+		f = Finding{Warn, "live", host, "certificate not verified (-insecure-dev): " + leaf.Subject.CommonName, "mail clients verify it: serve a publicly trusted certificate before going live"}
+	case days < certWarnDays:
 		f.Level, f.Fix = Warn, "renew the certificate (ACME renews 30 days ahead: check its log)"
 	}
 	tr := &http.Transport{TLSClientConfig: tlsConf, DialContext: dial, ForceAttemptHTTP2: true}
 	return &http.Client{Transport: tr, Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, f
 }
 
-func askClient(ctx context.Context, c *http.Client, host, client, email string, d *config.Domain) Finding {
+func askClient(ctx context.Context, c *http.Client, host, client, email string, d *config.Domain, userAgent string) Finding {
 	subject := host + " " + client
 	p, err := clientcheck.ProbeFor(client, email, "")
 	if err != nil {
@@ -136,6 +158,9 @@ func askClient(ctx context.Context, c *http.Client, host, client, email string, 
 	}
 	for k, v := range p.Header {
 		req.Header.Set(k, v)
+	}
+	if userAgent != "" {
+		req.Header.Set("User-Agent", userAgent)
 	}
 	resp, err := c.Do(req)
 	if err != nil {

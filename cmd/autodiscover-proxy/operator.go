@@ -100,6 +100,7 @@ func doctorCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	resolver := fs.String("resolver", "", "DNS server `address` (host:port) to ask (default: the first of /etc/resolv.conf)")
 	connect := fs.String("connect", "", "`address` (host:port) to reach the running service at, instead of each name's port 443")
 	caFile := fs.String("ca", "", "PEM `file` of CA certificates to trust instead of the system's (private CAs)")
+	insecure := fs.Bool("insecure-dev", false, "check a development server: its certificate is not verified (a warning says so)")
 	skipDNS := fs.Bool("skip-dns", false, "skip the DNS checks")
 	skipLive := fs.Bool("skip-live", false, "skip the live checks of the running service")
 	asJSON := fs.Bool("json", false, "print the findings as JSON")
@@ -141,7 +142,7 @@ func doctorCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	findings = append(doctor.CheckConfig(domains), findings...)
 	findings = append(findings, doctor.CheckHosts(*hosts, hostsGiven, domains)...)
 	if !*skipLive {
-		o := doctor.LiveOptions{Connect: *connect}
+		o := doctor.LiveOptions{Connect: *connect, Insecure: *insecure, UserAgent: "autodiscover-proxy-doctor/" + readBuildInfo().version}
 		if *caFile != "" {
 			pem, err := os.ReadFile(*caFile)
 			if err != nil {
