@@ -341,5 +341,3 @@ func overlap(a, b []string) bool {
 	}
 	return false
 }
-
-
