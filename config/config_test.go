@@ -228,7 +228,13 @@ func TestParseErrors(t *testing.T) {
 			[]string{"domains[0].activesync.url: m.hotmail.com is a consumer"}},
 		{"custom without servers", "domains:\n  - name: a.com\n    provider: custom\n", []string{"no incoming server", "no outgoing server"}},
 		{"custom server without port", "domains:\n  - name: a.com\n    provider: custom\n    imap: {host: mail.a.com, tls: ssl}\n    smtp: {host: mail.a.com, port: 587, tls: starttls}\n",
-			[]string{"domains[0].imap.port: 0 is not a TCP port"}},
+			[]string{"domains[0].imap.port: missing: give the port"}},
+		{"custom server without tls", "domains:\n  - name: a.com\n    provider: custom\n    imap: {host: mail.a.com, port: 993}\n    smtp: {host: mail.a.com, port: 587, tls: starttls}\n",
+			[]string{"domains[0].imap.tls: missing: use ssl"}},
+		{"misspelt provider, and the domain's other problems", "domains:\n  - name: a.com\n    provider: microsft365\n    display_name: \"A\\u0007\"\n    smtp: {port: 99999}\n",
+			[]string{`:3: domains[0].provider: unknown provider "microsft365": did you mean microsoft365?`, ":4: domains[0].display_name", ":5: domains[0].smtp.port: 99999 is not a TCP port"}},
+		{"no provider", "domains:\n  - name: a.com\n", []string{"domains[0].provider: missing: use custom, exchange, google-workspace or microsoft365"}},
+		{"a value where a list belongs", "domains: contoso.com\n", []string{`test.yaml:1: domains: "contoso.com" is not a list here`}},
 		{"http url", "domains:\n  - name: a.com\n    provider: microsoft365\n    ews: {url: 'http://x.a.com/EWS/Exchange.asmx'}\n", []string{"domains[0].ews.url", "not an https URL"}},
 		{"bad login form", "domains:\n  - name: a.com\n    provider: microsoft365\n    login_name: '%USER%'\n", []string{"domains[0].login_name", "not a login-name form"}},
 		{"bad policy", "domains:\n  - name: a.com\n    provider: microsoft365\n    outlook_exchange: always\n", []string{"not a policy"}},
@@ -388,5 +394,19 @@ func TestAddressKeyFile(t *testing.T) {
 	os.Remove(filepath.Join(dir, "k"))
 	if _, err := Parse(cfg, "test.yaml", dir); err == nil || !strings.Contains(err.Error(), "log.address_key_file") {
 		t.Errorf("a missing key file: %v", err)
+	}
+}
+
+// A problem of the file as a whole comes after the ones that cause it:
+// "no domains configured" follows the misspelt key.
+func TestParseErrorsCausesFirst(t *testing.T) {
+	_, err := Parse([]byte("domain:\n  - name: a.com\n    provider: microsoft365\n"), "test.yaml", "")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	msg := err.Error()
+	cause, consequence := strings.Index(msg, "did you mean domains?"), strings.Index(msg, "no domains configured")
+	if cause < 0 || consequence < 0 || cause > consequence {
+		t.Errorf("the consequence before its cause:\n%s", msg)
 	}
 }

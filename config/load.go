@@ -1,9 +1,11 @@
 package config
 
 import (
+	"cmp"
 	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -83,7 +85,16 @@ func Parse(data []byte, name, dir string) (*Config, error) {
 	}
 	c := v.config(&f, dir)
 	if len(v.problems) > 0 {
-		slices.SortStableFunc(v.problems, func(a, b Problem) int { return a.Line - b.Line })
+		// In the file's order; a problem of the file as a whole, which has
+		// no line (no domains configured), is a consequence of those above
+		// it (a misspelt domains:), so it comes last.
+		order := func(p Problem) int {
+			if p.Line == 0 {
+				return math.MaxInt
+			}
+			return p.Line
+		}
+		slices.SortStableFunc(v.problems, func(a, b Problem) int { return cmp.Compare(order(a), order(b)) })
 		return nil, &Error{Problems: v.problems}
 	}
 	return c, nil
@@ -216,13 +227,20 @@ func (v *validator) typeProblem(e string) {
 		kind = yaml.ScalarNode
 	}
 	// The deepest value that fits: a list starts on the line of its first
-	// item, and the item is meant.
-	path := ""
+	// item, and the item is meant. The library shortens a long value in
+	// its message ("contoso..."): its start is matched, and the whole value
+	// quoted.
+	path, value := "", m[3]
+	short, shortened := strings.CutSuffix(m[3], "...")
 	walkValues(v.root.Content[0], "", func(p string, _, n *yaml.Node) {
-		if n.Line == line && n.Kind == kind && (kind != yaml.ScalarNode || n.Value == m[3]) && len(p) > len(path) {
-			path = p
+		same := kind != yaml.ScalarNode || n.Value == m[3] || shortened && strings.HasPrefix(n.Value, short)
+		if n.Line == line && n.Kind == kind && same && len(p) > len(path) {
+			path, value = p, n.Value
 		}
 	})
+	if kind == yaml.ScalarNode {
+		got = strconv.Quote(value)
+	}
 	v.problems = append(v.problems, Problem{File: v.file, Line: line, Path: path, Msg: got + " is not " + want + " here"})
 }
 

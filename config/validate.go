@@ -147,7 +147,9 @@ func (v *validator) config(f *file, dir string) *Config {
 		c.TrustedProxies = append(c.TrustedProxies, pfx)
 	}
 	if len(f.Domains) == 0 {
-		v.addf("domains", "no domains configured: add at least one entry with name and provider")
+		// Of the file as a whole (no line): listed after its causes, such
+		// as a misspelt domains: key or a domains: that is not a list.
+		v.problems = append(v.problems, Problem{File: v.file, Path: "domains", Msg: "no domains configured: add at least one entry with name and provider"})
 	}
 	seen := map[string]string{} // normalised name -> path of first use
 	for i := range f.Domains {
@@ -284,6 +286,43 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
+// unknownProvider reports a provider that is not a preset, with the
+// nearest name, and then checks the rest of the domain against a preset
+// that requires nothing, so that its other problems are reported too.
+func (v *validator) unknownProvider(fd *fileDomain, path string) {
+	var names []string
+	for _, p := range Presets() {
+		names = append(names, p.Name)
+	}
+	switch n := nearest(fd.Provider, names); {
+	case fd.Provider == "":
+		v.addf(path+".provider", "missing: use %s", presetNames())
+	case n != "":
+		v.addf(path+".provider", "unknown provider %q: did you mean %s? The providers are %s", fd.Provider, n, presetNames())
+	default:
+		v.addf(path+".provider", "unknown provider %q: use %s", fd.Provider, presetNames())
+	}
+	anything := &Server{Host: "unknown-provider.invalid", Port: 993, Security: SecuritySSL}
+	placeholder := &Preset{Name: fd.Provider, DisplayName: fd.Provider, IMAP: anything, POP3: anything, SMTP: anything,
+		IncomingAuth: []string{AuthOAuth2, AuthPasswordCleartext}, SMTPAuth: []string{AuthOAuth2, AuthPasswordCleartext},
+		EWSURL: "https://unknown-provider.invalid/EWS/Exchange.asmx", OutlookExchange: OutlookSettings,
+		OutlookRedirectURL: "https://unknown-provider.invalid/autodiscover/autodiscover.xml"}
+	d := &Domain{Name: fd.Name, DisplayName: fd.DisplayName, Provider: placeholder, LoginName: fd.LoginName,
+		OutlookExchange: fd.OutlookExchange, EWSURL: placeholder.EWSURL}
+	if d.DisplayName != "" {
+		if err := checkDisplayName(d.DisplayName); err != nil {
+			v.addf(path+".display_name", "%v", err)
+		}
+	}
+	for i, a := range fd.Aliases {
+		if _, err := NormalizeDomain(a); err != nil {
+			v.addf(fmt.Sprintf("%s.aliases[%d]", path, i), "%v", err)
+		}
+	}
+	v.endpoints(d, fd, path)
+	v.policies(d, fd, path)
+}
+
 // endpoints sets a domain's servers and URLs: the preset's, with the
 // file's overrides merged field by field.
 func (v *validator) endpoints(d *Domain, fd *fileDomain, path string) {
@@ -373,7 +412,7 @@ func (v *validator) domain(fd *fileDomain, path string) *Domain {
 	}
 	preset, ok := presets[fd.Provider]
 	if !ok {
-		v.addf(path+".provider", "unknown provider %q: use %s", fd.Provider, presetNames())
+		v.unknownProvider(fd, path)
 		return nil
 	}
 	if preset.FromExchangeHost {
@@ -480,11 +519,16 @@ func (v *validator) server(preset *Server, o *fileServer, path string) *Server {
 		s.Host = h
 		v.notConsumer(h, path+".host")
 	}
-	if s.Port < 1 || s.Port > 65535 {
+	switch {
+	case s.Port == 0:
+		v.addf(path+".port", "missing: give the port (IMAP 993 with tls: ssl or 143 with starttls; POP3 995 or 110; SMTP 465 or 587)")
+	case s.Port < 1 || s.Port > 65535:
 		v.addf(path+".port", "%d is not a TCP port (1-65535)", s.Port)
 	}
 	switch s.Security {
 	case SecuritySSL, SecurityStartTLS, SecurityNone:
+	case "":
+		v.addf(path+".tls", "missing: use ssl (implicit TLS), starttls or none")
 	default:
 		v.addf(path+".tls", "%q is not a tls mode: use ssl (implicit TLS), starttls or none", s.Security)
 	}

@@ -21,9 +21,10 @@ func checkConfig(_ context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("config", "", "config `file` to check (required)")
+	asUser := fs.String("as-user", "", "`user` the service runs as: the files it reads must be readable by it (the unit's DynamicUser is autodiscover-proxy)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: autodiscover-proxy check-config -config FILE\n\n"+
-			"example: autodiscover-proxy check-config -config /etc/autodiscover-proxy/config.yaml\n\n"+
+		fmt.Fprintf(stderr, "usage: autodiscover-proxy check-config -config FILE [-as-user NAME]\n\n"+
+			"example: autodiscover-proxy check-config -config /etc/autodiscover-proxy/config.yaml -as-user autodiscover-proxy\n\n"+
 			"Exits 0 and prints a summary when the file is valid, 1 with every problem when not.\n\n")
 		fs.PrintDefaults()
 	}
@@ -46,6 +47,16 @@ func checkConfig(_ context.Context, args []string, stdout, stderr io.Writer) err
 	warnings, err := checkCertificates(cfg)
 	if err != nil {
 		return err
+	}
+	warnings = append(warnings, exampleWarnings(cfg)...)
+	if *asUser != "" {
+		problems, err := accessProblems(*file, cfg, *asUser)
+		if err != nil {
+			return fmt.Errorf("-as-user %s: %w", *asUser, err)
+		}
+		if len(problems) > 0 {
+			return fmt.Errorf("the service could not read its files:\n%s", strings.Join(problems, "\n"))
+		}
 	}
 	printSummary(stdout, *file, cfg)
 	for _, w := range warnings {

@@ -236,3 +236,29 @@ func TestHashAddress(t *testing.T) {
 		t.Errorf("without a key file: exit %d: %s", code, errs)
 	}
 }
+
+// check-config -as-user: the files the service reads must be readable by
+// the user it runs as, with the fix in the message; example domains and
+// addresses left in are warnings.
+func TestCheckConfigAsUser(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755) // t.TempDir's own parent
+	key := filepath.Join(dir, "address.key")
+	os.WriteFile(key, []byte(strings.Repeat("ab", 32)), 0o600)
+	cfgFile := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfgFile, []byte("log: {address_key_file: address.key}\ndomains:\n  - {name: contoso.com, provider: microsoft365}\n"), 0o644)
+	code, out, errs := runCmd("check-config", "-config", cfgFile, "-as-user", "nobody")
+	if code != 1 || !strings.Contains(errs, "log.address_key_file "+key+" is not readable by nobody") || !strings.Contains(errs, "chgrp nobody") {
+		t.Errorf("a key file nobody may read: exit %d\n%s", code, errs)
+	}
+	code, _, errs = runCmd("check-config", "-config", cfgFile, "-as-user", "no-such-user-here")
+	if code != 1 || !strings.Contains(errs, "DynamicUser") || !strings.Contains(errs, "LoadCredential=address.key:"+key) {
+		t.Errorf("a user systemd makes at start: exit %d\n%s", code, errs)
+	}
+	os.Chmod(key, 0o644)
+	code, out, errs = runCmd("check-config", "-config", cfgFile, "-as-user", "nobody")
+	if code != 0 || !strings.Contains(out, "warning: contoso.com is an example domain") {
+		t.Errorf("readable files: exit %d\n%s%s", code, out, errs)
+	}
+}
