@@ -58,6 +58,7 @@ func TestDebianPackage(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		os.RemoveAll("/var/lib/autodiscover-proxy/acme") // check-config's, below
+		// Purged already by the test, or now if it stopped early.
 		if out, err := exec.Command("dpkg", "--purge", "autodiscover-proxy").CombinedOutput(); err != nil || strings.Contains(string(out), "not removed") {
 			t.Errorf("dpkg --purge: %v\n%s", err, out)
 		}
@@ -78,5 +79,46 @@ func TestDebianPackage(t *testing.T) {
 	}
 	if fi, err := os.Stat("/var/lib/autodiscover-proxy"); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
 		t.Errorf("state directory: %v %v", fi, err)
+	}
+
+	// Enabled, with state in both places a DynamicUser= unit keeps it: an
+	// upgrade keeps all of it, a removal disables the unit and keeps the
+	// state, a purge removes the state too.
+	enabled := "/etc/systemd/system/multi-user.target.wants/autodiscover-proxy.service"
+	if out, err := exec.Command("systemctl", "enable", "autodiscover-proxy.service").CombinedOutput(); err != nil {
+		t.Fatalf("systemctl enable: %v\n%s", err, out)
+	}
+	private := "/var/lib/private/autodiscover-proxy"
+	state := []string{"/var/lib/autodiscover-proxy/acme/account.key", private + "/acme/account.key"}
+	for _, f := range state {
+		os.MkdirAll(filepath.Dir(f), 0o700)
+		os.WriteFile(f, []byte("state"), 0o600)
+	}
+	t.Cleanup(func() { os.RemoveAll(private) })
+	exists := func(p string) bool { _, err := os.Lstat(p); return err == nil }
+	if out, err := exec.Command("dpkg", "-i", deb).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg -i again (an upgrade): %v\n%s", err, out)
+	}
+	if !exists(enabled) {
+		t.Error("an upgrade disabled the unit")
+	}
+	if out, err := exec.Command("dpkg", "--remove", "autodiscover-proxy").CombinedOutput(); err != nil {
+		t.Fatalf("dpkg --remove: %v\n%s", err, out)
+	}
+	if exists(enabled) {
+		t.Error("removing the package left the unit enabled")
+	}
+	for _, f := range state {
+		if !exists(f) {
+			t.Errorf("removing the package (not purging) deleted %s", f)
+		}
+	}
+	if out, err := exec.Command("dpkg", "--purge", "autodiscover-proxy").CombinedOutput(); err != nil {
+		t.Fatalf("dpkg --purge: %v\n%s", err, out)
+	}
+	for _, p := range []string{"/var/lib/autodiscover-proxy", private} {
+		if exists(p) {
+			t.Errorf("purging the package left %s", p)
+		}
 	}
 }
