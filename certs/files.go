@@ -30,6 +30,15 @@ func NewFiles(certFile, keyFile string) (*Files, error) {
 	return f, nil
 }
 
+// NewFilesPending is NewFiles for files that may not be there yet (a
+// Kubernetes secret not yet issued): with none loaded, Cached finds no
+// certificate, and Watch loads the pair once it appears.
+func NewFilesPending(certFile, keyFile string) (f *Files, loaded bool) {
+	f = &Files{certFile: certFile, keyFile: keyFile}
+	f.trusted = true
+	return f, f.Reload() == nil
+}
+
 // stamp identifies the files' current contents cheaply.
 func stamp(paths ...string) string {
 	s := ""

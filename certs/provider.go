@@ -40,6 +40,9 @@ func Leaf(c *tls.Certificate) (*x509.Certificate, error) {
 
 // covering returns c if its leaf names host and is valid now.
 func covering(c *tls.Certificate, host string, now time.Time) (*tls.Certificate, error) {
+	if c == nil {
+		return nil, fmt.Errorf("%w for %s: none loaded yet", ErrNoCertificate, host)
+	}
 	leaf, err := Leaf(c)
 	if err != nil {
 		return nil, err

@@ -320,6 +320,11 @@ func TestDeployKubernetes(t *testing.T) {
 		t.Errorf("the ingress's certificate (secret %s) is not mounted where tls.cert_file/key_file (%s, %s) read it: volume %+v at %s; without it profiles go unsigned",
 			ing.Spec.TLS[0].SecretName, cfg.TLS.CertFile, cfg.TLS.KeyFile, secret, mounts["tls"])
 	}
+	// The pod only signs with it: it starts before cert-manager has issued
+	// it (profiles unsigned until then), so the secret is optional.
+	if secret.Secret == nil || secret.Secret.Optional == nil || !*secret.Secret.Optional {
+		t.Errorf("the TLS secret is not optional: pods cannot start before cert-manager has issued it, though they only sign profiles with it")
+	}
 
 	labels := dep.Spec.Template.Labels
 	for what, sel := range map[string]map[string]string{"Deployment": dep.Spec.Selector.MatchLabels, "Service": svc.Spec.Selector, "PodDisruptionBudget": pdb.Spec.Selector.MatchLabels} {

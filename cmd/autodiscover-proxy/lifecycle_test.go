@@ -298,3 +298,39 @@ func TestCheckConfigCertificates(t *testing.T) {
 		}
 	}
 }
+
+// Behind a TLS-terminating ingress (no -https), the certificate files only
+// sign Apple profiles: while the ingress's certificate is not issued yet
+// the service starts, is ready, and serves profiles unsigned; once the
+// files are there (here with SIGHUP; otherwise the watch) profiles are
+// signed.
+func TestIngressCertificateNotYetIssued(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte("trusted_proxies: [127.0.0.1]\n"+configYAML("Contoso")), 0o600)
+	r := startServe(t, "-config", cfg, "-https", "")
+	if code, body := get(t, http.DefaultClient, "http://"+r.admin+"/readyz"); code != 200 {
+		t.Errorf("readyz before the certificate exists: %d %s", code, body)
+	}
+	profile := func() []byte {
+		req, _ := http.NewRequest("GET", "http://"+r.http+"/mobileconfig?email=jane@contoso.com", nil)
+		req.Host = "autodiscover.contoso.com"
+		req.Header.Set("X-Forwarded-Proto", "https")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("profile: HTTP %d %s", resp.StatusCode, b)
+		}
+		return b
+	}
+	if p := profile(); !bytes.HasPrefix(p, []byte("<?xml")) {
+		t.Errorf("without certificate files the profile is not an unsigned plist: %.40q", p)
+	}
+	writeCertificate(t, dir, "autodiscover.contoso.com", "autoconfig.contoso.com")
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "a signed profile", func() bool { return bytes.HasPrefix(profile(), []byte{0x30}) }) // DER: a SEQUENCE
+}

@@ -32,6 +32,10 @@ type service struct {
 	certs certs.Provider // nil when no HTTPS listener runs
 	acme  *certs.ACME    // set when certs come from ACME
 	files *certs.Files   // set when certs come from files
+	// servesTLS: an HTTPS listener runs. Without one (behind a
+	// TLS-terminating ingress) certificate files only sign profiles, and
+	// readiness does not wait for them.
+	servesTLS bool
 
 	mu sync.Mutex // serialises reloads
 }
@@ -44,7 +48,7 @@ func loadConfig(file string) (*config.Config, error) {
 }
 
 func newService(cfgFile string, cfg *config.Config, withTLS bool, log *slog.Logger) (*service, error) {
-	s := &service{cfgFile: cfgFile, log: log, reg: prometheus.NewRegistry()}
+	s := &service{cfgFile: cfgFile, log: log, reg: prometheus.NewRegistry(), servesTLS: withTLS}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "autodiscover_config_reloads_total",
@@ -77,6 +81,16 @@ func (s *service) newCertificates(cfg *config.Config) error {
 		s.acme = certs.NewACME(certs.ACMEOptions{DirectoryURL: a.DirectoryURL, Email: a.Email, CacheDir: a.CacheDir}, cfg.CertificateHosts())
 		s.certs = s.acme
 		s.log.Info("certificates from ACME", "directory", a.DirectoryURL, "cache_dir", a.CacheDir, "hosts", len(cfg.CertificateHosts()))
+	case cfg.TLS.CertFile != "" && !s.servesTLS:
+		// Only to sign profiles: files not there yet (the ingress's
+		// certificate not yet issued) leave profiles unsigned until they
+		// are, and do not keep the service from starting.
+		f, loaded := certs.NewFilesPending(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if !loaded {
+			s.log.Warn("the certificate files do not load yet: Apple profiles are served unsigned until they do (they are watched)",
+				"cert_file", cfg.TLS.CertFile)
+		}
+		s.files, s.certs = f, f
 	case cfg.TLS.CertFile != "":
 		f, err := certs.NewFiles(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {
@@ -162,8 +176,10 @@ func (s *service) reloadLocked() error {
 		return errors.New("the certificate source (tls.acme, tls.cert_file, tls.key_file) changed: restart to apply it")
 	}
 	if s.files != nil {
-		if err := s.files.Reload(); err != nil {
+		if err := s.files.Reload(); err != nil && s.servesTLS {
 			return err
+		} else if err != nil {
+			s.log.Warn("the certificate files do not load yet: Apple profiles stay unsigned", "err", err)
 		}
 	}
 	if err := s.srv.Load(cfg); err != nil {
@@ -182,8 +198,8 @@ func (s *service) ready(ctx context.Context) error {
 	if cfg == nil {
 		return errors.New("no config loaded")
 	}
-	if s.certs == nil {
-		return nil
+	if s.certs == nil || !s.servesTLS {
+		return nil // no certificate to serve: readiness does not wait for one
 	}
 	var missing []string
 	for _, h := range cfg.CertificateHosts() {
