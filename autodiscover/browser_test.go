@@ -158,8 +158,10 @@ func TestSetupPageInChromium(t *testing.T) {
 }
 
 // wrapCheck is run in the page: every line break inside a host or user
-// name falls right after a dot, @ or backslash; and no note box overlaps
-// the QR code. It returns the problems found, as text.
+// name falls right after a dot, @ or backslash; no note box overlaps the
+// QR code, which a desktop shows and a phone does not; the caption stands
+// above the rows; no date is split across lines. It returns the problems
+// found, as text.
 const wrapCheck = `(() => {
   const problems = [];
   for (const code of document.querySelectorAll("td code")) {
@@ -179,14 +181,45 @@ const wrapCheck = `(() => {
       }
     }
   }
+  const phone = window.innerWidth <= 640;
   const qr = document.querySelector(".qr");
   if (qr) {
     const q = qr.getBoundingClientRect();
+    if (phone && q.width > 0) {
+      problems.push("a QR code on a phone, which cannot scan its own screen");
+    }
+    if (!phone && q.width === 0) {
+      problems.push("no QR code on a desktop");
+    }
     for (const n of document.querySelectorAll(".note")) {
       const b = n.getBoundingClientRect();
-      if (b.left < q.right && b.right > q.left && b.top < q.bottom && b.bottom > q.top) {
+      if (q.width > 0 && b.left < q.right && b.right > q.left && b.top < q.bottom && b.bottom > q.top) {
         problems.push("a note box runs under the QR code");
       }
+    }
+  }
+  // The caption stands above the table, across it, not squeezed beside it.
+  const cap = document.querySelector("caption"), row = document.querySelector("tbody tr"), table = document.querySelector("table");
+  if (cap && row) {
+    const c = cap.getBoundingClientRect(), r = row.getBoundingClientRect(), tb = table.getBoundingClientRect();
+    if (c.bottom > r.top + 1 || c.width < 0.8 * tb.width) {
+      problems.push("the caption (" + Math.round(c.width) + " px wide, bottom " + Math.round(c.bottom) + ") is not above the rows (top " + Math.round(r.top) + ") across the table (" + Math.round(tb.width) + " px)");
+    }
+  }
+  // A date is never split across lines.
+  const date = /\d{1,2}[.\/-]\d{2}[.\/-]\d{4}|\d{1,2}\u00a0\S+\u00a0\d{4}/;
+  for (const td of document.querySelectorAll("td")) {
+    const node = td.firstChild, m = node && node.nodeType === 3 ? date.exec(node.data) : null;
+    if (!m) continue;
+    const tops = new Set();
+    for (let i = m.index; i < m.index + m[0].length; i++) {
+      const r = document.createRange();
+      r.setStart(node, i); r.setEnd(node, i + 1);
+      const rect = r.getClientRects()[0];
+      if (rect) tops.add(Math.round(rect.top));
+    }
+    if (tops.size > 1) {
+      problems.push("the date " + m[0] + " is split across lines");
     }
   }
   return problems.join("\n");
@@ -231,6 +264,7 @@ func TestSetupPageLayout(t *testing.T) {
 		{"phone-en", "en-GB", "jane@contoso.com", 390, 844, []string{"Mail setup for Contoso Ltd", "outlook.office365.com", "Authenticated SMTP"}},
 		{"desktop-de", "de-DE", "jane@contoso.com", 1280, 900, []string{"E-Mail einrichten für Contoso Ltd", "Verschlüsselung", "Authentifiziertes SMTP"}},
 		{"phone-de", "de-DE", "anna.maria.longname@xn--bcher-kva.example", 390, 844, []string{"E-Mail-Einstellungen für anna.maria.longname@bücher.example", "imap-eu-west-3.mailcluster-frankfurt.xn--bcher-kva.example"}},
+		{"phone-fr", "fr-FR", "jane@contoso.com", 390, 844, []string{"Configuration de la messagerie de Contoso Ltd", "31/12/2026", "saisissez seulement votre adresse"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := []chromedp.ExecAllocatorOption{

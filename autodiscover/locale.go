@@ -112,7 +112,7 @@ func (c *catalogue) messages(vars ...string) map[string]template.HTML {
 	for k := range en {
 		msg := html.EscapeString(c.text(k))
 		for i := 0; i+1 < len(vars) && strings.IndexByte(msg, '{') >= 0; i += 2 {
-			msg = strings.ReplaceAll(msg, "{"+vars[i]+"}", html.EscapeString(vars[i+1]))
+			msg = c.fill(msg, vars[i], vars[i+1], html.EscapeString(vars[i+1]))
 		}
 		m[k] = template.HTML(msg)
 	}
@@ -124,9 +124,34 @@ func (c *catalogue) messages(vars ...string) map[string]template.HTML {
 func (c *catalogue) T(key string, args ...string) string {
 	msg := c.text(key)
 	for i := 0; i+1 < len(args); i += 2 {
-		msg = strings.ReplaceAll(msg, "{"+args[i]+"}", args[i+1])
+		msg = c.fill(msg, args[i], args[i+1], args[i+1])
 	}
 	return msg
+}
+
+// fill puts value, as written (escaped where it goes into HTML), where msg
+// says {name}. Before a value that starts with a vowel, the catalogue's
+// elisions apply: French writes "d’ACME", not "de ACME" (its "elision"
+// message lists them as word:elided pairs).
+func (c *catalogue) fill(msg, name, value, written string) string {
+	slot := "{" + name + "}"
+	if startsWithVowel(value) {
+		for _, pair := range strings.Fields(c.text("elision")) {
+			if word, elided, ok := strings.Cut(pair, ":"); ok {
+				msg = strings.ReplaceAll(msg, " "+word+" "+slot, " "+elided+slot)
+			}
+		}
+	}
+	return strings.ReplaceAll(msg, slot, written)
+}
+
+// startsWithVowel reports whether s starts with a vowel letter, accented
+// or not (an h is left alone: French elides before some and not others).
+func startsWithVowel(s string) bool {
+	for _, r := range s {
+		return strings.ContainsRune("aeiouyàâäéèêëîïôöùûüœæAEIOUYÀÂÄÉÈÊËÎÏÔÖÙÛÜŒÆ", r)
+	}
+	return false
 }
 
 // text is the message key in this language, or in English where this

@@ -21,7 +21,7 @@ func TestCatalogues(t *testing.T) {
 	for _, c := range cs {
 		codes = append(codes, c.Code)
 	}
-	if want := []string{"en", "de", "es", "fr", "it", "nl", "pt"}; !slices.Equal(codes, want) {
+	if want := []string{"en", "de", "es", "fr", "it", "nl", "pt-BR"}; !slices.Equal(codes, want) {
 		t.Errorf("catalogues %v, want %v", codes, want)
 	}
 	placeholders := regexp.MustCompile(`\{[a-z]+\}`)
@@ -29,7 +29,7 @@ func TestCatalogues(t *testing.T) {
 	for _, c := range cs {
 		for k, ref := range en {
 			msg, ok := c.msgs[k]
-			if !ok || strings.TrimSpace(msg) == "" {
+			if !ok || strings.TrimSpace(msg) == "" && k != "elision" { // only some languages elide
 				t.Errorf("%s.json lacks %q", c.Code, k)
 				continue
 			}
@@ -56,7 +56,8 @@ func TestCatalogues(t *testing.T) {
 func TestPageLanguage(t *testing.T) {
 	for _, tc := range []struct{ query, accept, want string }{
 		{"", "de-AT,de;q=0.9,en;q=0.5", "de"},
-		{"", "pt-BR", "pt"},
+		{"", "pt-BR", "pt-BR"},
+		{"", "pt", "pt-BR"},
 		{"", "nl-BE, fr;q=0.8", "nl"},
 		{"", "ja, zh;q=0.9", "en"},
 		{"", "fr;q=0.1, es;q=0.9", "es"},
@@ -112,5 +113,33 @@ func TestSetupSkeleton(t *testing.T) {
 		if n := strings.Count(page, "<tbody>"); n != 1 || !strings.Contains(page, `value="`+hole+`@contoso.com"`) {
 			t.Errorf("address %s@contoso.com: %d tables, input value not as typed", hole, n)
 		}
+	}
+}
+
+// Dates in the language's own form, never split across lines; French
+// elides "de" before a vowel (d’ACME), and leaves other languages and
+// names alone.
+func TestLocalisedWords(t *testing.T) {
+	byCode := map[string]*catalogue{}
+	for _, c := range catalogues {
+		byCode[c.Code] = c
+	}
+	day := beforeCutoff
+	for code, want := range map[string]string{"en": "22\u00a0November\u00a02026", "de": "22.11.2026", "fr": "22/11/2026", "nl": "22-11-2026", "pt-BR": "22/11/2026"} {
+		if got := day.Format(byCode[code].T("date_layout")); got != want {
+			t.Errorf("%s: %q, want %q", code, got, want)
+		}
+	}
+	fr := byCode["fr"]
+	for org, want := range map[string]string{"ACME": "de la messagerie d’ACME", "Équipe": "de la messagerie d’Équipe", "Contoso": "de la messagerie de Contoso"} {
+		if got := fr.T("title_domain", "org", org); !strings.Contains(got, want) {
+			t.Errorf("fr, %s: %q, want %q in it", org, got, want)
+		}
+		if got := string(fr.messages("org", org)["title_domain"]); !strings.Contains(got, want) {
+			t.Errorf("fr page, %s: %q", org, got)
+		}
+	}
+	if got := byCode["es"].T("title_domain", "org", "ACME"); !strings.Contains(got, "de ACME") {
+		t.Errorf("es elides: %q", got)
 	}
 }

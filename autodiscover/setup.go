@@ -309,8 +309,8 @@ func settingRows(l *catalogue, d *config.Domain, addr config.Address, now time.T
 
 // signIn names the sign-in methods, as the provider has people use them:
 // an app password where the account's own is refused, a password's last
-// day where the provider has announced it (ISO 8601, read alike in every
-// language).
+// day where the provider has announced it, in the language's own date
+// form.
 func signIn(l *catalogue, auth []string, d *config.Domain, smtp bool) string {
 	var out []string
 	for _, a := range auth {
@@ -322,7 +322,9 @@ func signIn(l *catalogue, auth []string, d *config.Domain, smtp bool) string {
 			case d.Provider.AppPasswordHelp != "":
 				out = append(out, l.T("signin_app_password"))
 			case smtp && !until.IsZero():
-				out = append(out, l.T("signin_password_until", "date", until.Add(-time.Second).Format(time.DateOnly)))
+				// The last day, in the language's own form (a Go layout in
+				// its catalogue: x/text has no date formats).
+				out = append(out, l.T("signin_password_until", "date", until.Add(-time.Second).Format(l.T("date_layout"))))
 			default:
 				out = append(out, l.T("signin_password"))
 			}
