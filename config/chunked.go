@@ -31,15 +31,15 @@ var topLevelKey = regexp.MustCompile(`^[a-z_]+:( |\n|$)`)
 
 // parseChunked returns ok=false whenever the layout is not the plain one or
 // any part has a problem; the caller then parses the whole document.
-func parseChunked(data []byte, name, dir string, itemsPerChunk int) (*Config, bool) {
+func parseChunked(data []byte, name, dir string, itemsPerChunk int) (*Config, *validator, bool) {
 	header, items, ok := splitDomains(data)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	var f file
 	if len(bytes.TrimSpace(header)) > 0 {
 		if !decodeStrict(header, &f) || f.Domains != nil {
-			return nil, false
+			return nil, nil, false
 		}
 	}
 	// Chunks are decoded on every core, each into its own slot, and joined
@@ -73,16 +73,16 @@ func parseChunked(data []byte, name, dir string, itemsPerChunk int) (*Config, bo
 	wg.Wait()
 	for k := range nChunks {
 		if failed[k] {
-			return nil, false
+			return nil, nil, false
 		}
 		f.Domains = append(f.Domains, parts[k]...)
 	}
-	v := validator{file: name}
+	v := &validator{file: name}
 	c := v.config(&f, dir)
 	if len(v.problems) > 0 {
-		return nil, false
+		return nil, nil, false
 	}
-	return c, true
+	return c, v, true
 }
 
 // decodeStrict decodes one document with the unknown-key check; false on

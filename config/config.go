@@ -42,7 +42,16 @@ type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For and
 	// X-Forwarded-Proto headers are believed.
 	TrustedProxies []netip.Prefix
-	byName         map[string]*Domain
+	// Sources are the files the config was read from: the main file, then
+	// every file its include: patterns matched, in order. IncludeDirs are
+	// the directories those patterns look in, where a new file may match.
+	Sources, IncludeDirs []string
+	// Hash identifies what was read (every source's name and bytes): two
+	// replicas with the same Hash serve the same config.
+	Hash     string
+	include  []string // the include: patterns, relative to the main file's directory
+	byName   map[string]*Domain
+	firstUse map[string]firstUse // while reading: where each name was configured
 }
 
 // TLS is the `tls:` section. Relative file names are resolved against the

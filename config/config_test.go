@@ -183,7 +183,7 @@ func TestParseErrors(t *testing.T) {
 		name, yaml string
 		want       []string // substrings, each expected in the error
 	}{
-		{"unknown top key", "domain:\n  - name: a.com\n", []string{"test.yaml:1: domain: unknown key: did you mean domains? The keys here are tls, log, trusted_proxies, limits, domains"}},
+		{"unknown top key", "domain:\n  - name: a.com\n", []string{"test.yaml:1: domain: unknown key: did you mean domains? The keys here are tls, log, trusted_proxies, limits, include, domains"}},
 		{"unknown domain key", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap_host: x\n", []string{"test.yaml:4: domains[0].imap_host: unknown key", "imap, pop3, smtp"}},
 		{"unknown nested keys", "tls:\n  acme: {mail: x@y.com}\ndomains:\n  - name: a.com\n    provider: microsoft365\n    upstream: {url: 'https://x.com/a', relay: true}\n",
 			[]string{"test.yaml:2: tls.acme.mail: unknown key: did you mean email? The keys here are email, cache_dir, directory_url", "test.yaml:6: domains[0].upstream.relay: unknown key"}},
@@ -408,5 +408,49 @@ func TestParseErrorsCausesFirst(t *testing.T) {
 	cause, consequence := strings.Index(msg, "did you mean domains?"), strings.Index(msg, "no domains configured")
 	if cause < 0 || consequence < 0 || cause > consequence {
 		t.Errorf("the consequence before its cause:\n%s", msg)
+	}
+}
+
+// include: reads more files of domains, in order; a problem in one is
+// reported under its own name and line; a name configured in two files is
+// refused, naming both; the hash follows every file's bytes.
+func TestInclude(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "domains.d"), 0o755)
+	write := func(name, content string) { os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600) }
+	write("config.yaml", "include: [domains.d/*.yaml]\ndomains:\n  - {name: main.example, provider: microsoft365}\n")
+	write("domains.d/b.yaml", "domains:\n  - {name: b.example, provider: google-workspace}\n")
+	write("domains.d/a.yaml", "domains:\n  - {name: a.example, provider: microsoft365, aliases: [a2.example]}\n")
+	write("domains.d/notes.txt", "not a config")
+	c, err := Load(filepath.Join(dir, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range c.Domains {
+		names = append(names, d.Name)
+	}
+	if want := []string{"main.example", "a.example", "b.example"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("domains %v, want %v", names, want)
+	}
+	if _, ok := c.Lookup("a2.example"); !ok || len(c.Sources) != 3 || c.IncludeDirs[0] != filepath.Join(dir, "domains.d") {
+		t.Errorf("alias lookup %v, sources %v, include dirs %v", ok, c.Sources, c.IncludeDirs)
+	}
+	hash := c.Hash
+	write("domains.d/b.yaml", "domains:\n  - {name: b.example, provider: google-workspace, display_name: B}\n")
+	if c, _ := Load(filepath.Join(dir, "config.yaml")); c == nil || c.Hash == hash || len(c.Hash) != 16 {
+		t.Errorf("an included file changed, the hash did not: %q", hash)
+	}
+
+	write("domains.d/c.yaml", "domains:\n  - {name: c.example, provider: microsft365}\n  - {name: a2.example, provider: microsoft365}\ntls: {}\n")
+	_, err = Load(filepath.Join(dir, "config.yaml"))
+	for _, want := range []string{
+		filepath.Join(dir, "domains.d/c.yaml") + `:2: domains[0].provider: unknown provider "microsft365": did you mean microsoft365?`,
+		filepath.Join(dir, "domains.d/c.yaml") + ":3: domains[1].name: a2.example is already configured at " + filepath.Join(dir, "domains.d/a.yaml") + ":2 domains[0].aliases[0]",
+		filepath.Join(dir, "domains.d/c.yaml") + ":4: tls: unknown key",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in:\n%v", want, err)
+		}
 	}
 }

@@ -2,9 +2,12 @@ package config
 
 import (
 	"cmp"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -50,8 +53,8 @@ func Parse(data []byte, name, dir string) (*Config, error) {
 		return nil, fmt.Errorf("%s: larger than %d bytes", name, maxConfigSize)
 	}
 	if len(data) > chunkedAbove {
-		if c, ok := parseChunked(data, name, dir, chunkItems); ok {
-			return c, nil
+		if c, v, ok := parseChunked(data, name, dir, chunkItems); ok {
+			return finish(c, v, data, dir)
 		}
 	}
 	// One pass of the YAML library: a node tree (which keeps line numbers),
@@ -84,19 +87,47 @@ func Parse(data []byte, name, dir string) (*Config, error) {
 		}
 	}
 	c := v.config(&f, dir)
+	return finish(c, &v, data, dir)
+}
+
+// finish reads the files the main config includes into c, checks that
+// some domain is configured, and reports every problem, the main file's
+// and the included files', in the files' order.
+func finish(c *Config, v *validator, data []byte, dir string) (*Config, error) {
+	sum := sha256.New()
+	fmt.Fprintf(sum, "%s\x00%d\x00", v.file, len(data))
+	sum.Write(data)
+	c.Sources = []string{v.file}
+	v.includes(c, dir, sum)
+	files := c.Sources
+	if len(c.Domains) == 0 {
+		// Of the configuration as a whole (no line): listed after its
+		// causes, such as a misspelt domains: key or a domains: that is
+		// not a list.
+		v.problems = append(v.problems, Problem{File: v.file, Path: "domains", Msg: "no domains configured: add at least one entry with name and provider"})
+	}
 	if len(v.problems) > 0 {
-		// In the file's order; a problem of the file as a whole, which has
-		// no line (no domains configured), is a consequence of those above
-		// it (a misspelt domains:), so it comes last.
-		order := func(p Problem) int {
-			if p.Line == 0 {
-				return math.MaxInt
+		// In the files' order and each file's; a problem of the whole,
+		// which has no line, is a consequence of those above it, so it
+		// comes last.
+		order := func(p Problem) (int, int) {
+			line := p.Line
+			if line == 0 {
+				line = math.MaxInt
 			}
-			return p.Line
+			return slices.Index(files, p.File), line
 		}
-		slices.SortStableFunc(v.problems, func(a, b Problem) int { return cmp.Compare(order(a), order(b)) })
+		slices.SortStableFunc(v.problems, func(a, b Problem) int {
+			fa, la := order(a)
+			fb, lb := order(b)
+			if fa != fb {
+				return cmp.Compare(fa, fb)
+			}
+			return cmp.Compare(la, lb)
+		})
 		return nil, &Error{Problems: v.problems}
 	}
+	c.Hash = hex.EncodeToString(sum.Sum(nil))[:16]
 	return c, nil
 }
 
@@ -307,6 +338,7 @@ type file struct {
 	Log            fileLog      `yaml:"log"`
 	TrustedProxies []string     `yaml:"trusted_proxies"`
 	Limits         fileLimits   `yaml:"limits"`
+	Include        []string     `yaml:"include"`
 	Domains        []fileDomain `yaml:"domains"`
 }
 
@@ -374,4 +406,82 @@ type fileServer struct {
 
 type fileURL struct {
 	URL string `yaml:"url"`
+}
+
+// fragment is an included file's shape: a list of domains, nothing else.
+type fragment struct {
+	Domains []fileDomain `yaml:"domains"`
+}
+
+// maxIncludedFiles bounds what include: patterns may match.
+const maxIncludedFiles = 100000
+
+// includes reads every file c's include: patterns match, in order (each
+// pattern's matches sorted), and adds their domains to c: each file a
+// list under domains:, checked as the main file's are, and no name in two
+// places. Its problems go to v, under each file's own name.
+func (v *validator) includes(c *Config, dir string, sum io.Writer) {
+	for i, pattern := range c.include {
+		if !filepath.IsAbs(pattern) {
+			pattern = filepath.Join(dir, pattern)
+		}
+		c.IncludeDirs = append(c.IncludeDirs, filepath.Dir(pattern))
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			v.addf(fmt.Sprintf("include[%d]", i), "%q is not a file pattern: %v", c.include[i], err)
+			continue
+		}
+		slices.Sort(matches)
+		for _, m := range matches {
+			if slices.Contains(c.Sources, m) {
+				continue // matched by an earlier pattern
+			}
+			if len(c.Sources) > maxIncludedFiles {
+				v.addf(fmt.Sprintf("include[%d]", i), "more than %d files: split the domains into fewer files", maxIncludedFiles)
+				return
+			}
+			data, err := os.ReadFile(m)
+			if err != nil {
+				v.addf(fmt.Sprintf("include[%d]", i), "%v", err)
+				continue
+			}
+			c.Sources = append(c.Sources, m)
+			fmt.Fprintf(sum, "%s\x00%d\x00", m, len(data))
+			sum.Write(data)
+			fv := validator{file: m}
+			var f fragment
+			if fv.parseFragment(data, &f) {
+				fv.addDomains(c, f.Domains)
+			}
+			v.problems = append(v.problems, fv.problems...)
+		}
+	}
+}
+
+// parseFragment reads an included file into f; false when it could not be
+// read at all (the problems say why).
+func (v *validator) parseFragment(data []byte, f *fragment) bool {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		v.problems = append(v.problems, syntaxProblem(data, v.file, err))
+		return false
+	}
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		v.problems = append(v.problems, Problem{File: v.file, Line: 1, Msg: "an included file holds a list of domains under domains: (domains:, then   - name: contoso.com and   provider: microsoft365 below it)"})
+		return false
+	}
+	v.root = &root
+	v.knownKeys(root.Content[0], reflect.TypeOf(fragment{}), "")
+	v.dropDuplicates(root.Content[0], "")
+	if err := root.Decode(f); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			v.problems = append(v.problems, Problem{File: v.file, Msg: err.Error()})
+			return false
+		}
+		for _, e := range te.Errors {
+			v.typeProblem(e)
+		}
+	}
+	return true
 }

@@ -146,15 +146,27 @@ func (v *validator) config(f *file, dir string) *Config {
 		}
 		c.TrustedProxies = append(c.TrustedProxies, pfx)
 	}
-	if len(f.Domains) == 0 {
-		// Of the file as a whole (no line): listed after its causes, such
-		// as a misspelt domains: key or a domains: that is not a list.
-		v.problems = append(v.problems, Problem{File: v.file, Path: "domains", Msg: "no domains configured: add at least one entry with name and provider"})
+	c.include = f.Include
+	v.addDomains(c, f.Domains)
+	return c
+}
+
+// firstUse is where a domain or alias was first configured.
+type firstUse struct {
+	file, path string
+	line       int
+}
+
+// addDomains validates domains (of v's file) and adds them to c, whose
+// firstUse says where each name was first configured, in any file.
+func (v *validator) addDomains(c *Config, domains []fileDomain) {
+	if c.firstUse == nil {
+		c.firstUse = map[string]firstUse{}
 	}
-	seen := map[string]string{} // normalised name -> path of first use
-	for i := range f.Domains {
+	seen := c.firstUse
+	for i := range domains {
 		path := "domains[" + strconv.Itoa(i) + "]"
-		d := v.domain(&f.Domains[i], path)
+		d := v.domain(&domains[i], path)
 		if d == nil {
 			continue
 		}
@@ -164,15 +176,18 @@ func (v *validator) config(f *file, dir string) *Config {
 				p = fmt.Sprintf("%s.aliases[%d]", path, j-1)
 			}
 			if first, dup := seen[n]; dup {
-				v.addf(p, "%s is already configured at %s (line %d): each domain and alias may appear once", n, first, v.lineOf(first))
+				where := fmt.Sprintf("%s (line %d)", first.path, first.line)
+				if first.file != v.file {
+					where = fmt.Sprintf("%s:%d %s", first.file, first.line, first.path)
+				}
+				v.addf(p, "%s is already configured at %s: each domain and alias may appear once", n, where)
 				continue
 			}
-			seen[n] = p
+			seen[n] = firstUse{v.file, p, v.lineOf(p)}
 			c.byName[n] = d
 		}
 		c.Domains = append(c.Domains, d)
 	}
-	return c
 }
 
 func (v *validator) limits(f fileLimits) Limits {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -333,4 +334,69 @@ func TestIngressCertificateNotYetIssued(t *testing.T) {
 	writeCertificate(t, dir, "autodiscover.contoso.com", "autoconfig.contoso.com")
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitFor(t, "a signed profile", func() bool { return bytes.HasPrefix(profile(), []byte{0x30}) }) // DER: a SEQUENCE
+}
+
+// The config follows its files without a signal: an edit in place, a new
+// included file, a Kubernetes ConfigMap's symlink swap are served once
+// they settle; a broken edit keeps the config in use; the hash in
+// autodiscover_config_info follows.
+func TestConfigFollowsItsFiles(t *testing.T) {
+	answers := func(r *running, domain, want string) func() bool {
+		return func() bool {
+			resp, err := http.Get("http://" + r.http + "/mail/config-v1.1.xml?emailaddress=a@" + domain)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode == 200 && strings.Contains(string(b), want)
+		}
+	}
+	hash := func(r *running) string {
+		_, m := get(t, http.DefaultClient, "http://"+r.admin+"/metrics")
+		h := regexp.MustCompile(`autodiscover_config_info\{hash="([0-9a-f]+)"\} 1`).FindStringSubmatch(m)
+		if h == nil {
+			t.Fatalf("no autodiscover_config_info in /metrics")
+		}
+		return h[1]
+	}
+
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "domains.d"), 0o755)
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte("include: [domains.d/*.yaml]\n"+configYAML("First")[strings.Index(configYAML("First"), "domains:"):]), 0o600)
+	r := startServe(t, "-config", cfg)
+	first := hash(r)
+
+	os.WriteFile(filepath.Join(dir, "domains.d", "new.yaml"), []byte("domains:\n  - {name: new.example, provider: microsoft365, display_name: Newcomer}\n"), 0o600)
+	waitFor(t, "a new included file to be served", answers(r, "new.example", "Newcomer"))
+	os.WriteFile(cfg, []byte("include: [domains.d/*.yaml]\n"+configYAML("Second")[strings.Index(configYAML("Second"), "domains:"):]), 0o600)
+	waitFor(t, "an edit in place to be served", answers(r, "contoso.com", "<displayName>Second</displayName>"))
+	if hash(r) == first {
+		t.Error("autodiscover_config_info's hash did not change")
+	}
+	os.WriteFile(filepath.Join(dir, "domains.d", "new.yaml"), []byte("domains:\n  - {name: new.example, provider: microsft365}\n"), 0o600)
+	waitFor(t, "the broken edit to be refused", func() bool { return strings.Contains(r.stderr.String(), "reload refused") })
+	if !answers(r, "new.example", "Newcomer")() {
+		t.Error("a broken included file replaced the config in use")
+	}
+
+	// A ConfigMap as kubelet mounts it: config.yaml -> ..data/config.yaml,
+	// ..data -> a timestamped directory, swapped by renaming a new link.
+	cm := t.TempDir()
+	version := func(name, display string) {
+		os.Mkdir(filepath.Join(cm, name), 0o755)
+		os.WriteFile(filepath.Join(cm, name, "config.yaml"), []byte(configYAML(display)[strings.Index(configYAML(display), "domains:"):]), 0o644)
+	}
+	version("..2026_12_02_a", "Mounted")
+	os.Symlink("..2026_12_02_a", filepath.Join(cm, "..data"))
+	os.Symlink("..data/config.yaml", filepath.Join(cm, "config.yaml"))
+	r2 := startServe(t, "-config", filepath.Join(cm, "config.yaml"))
+	if !answers(r2, "contoso.com", "Mounted")() {
+		t.Fatal("the mounted config is not served")
+	}
+	version("..2026_12_02_b", "Swapped")
+	os.Symlink("..2026_12_02_b", filepath.Join(cm, "..data_tmp"))
+	os.Rename(filepath.Join(cm, "..data_tmp"), filepath.Join(cm, "..data"))
+	waitFor(t, "the ConfigMap's new version to be served", answers(r2, "contoso.com", "Swapped"))
 }

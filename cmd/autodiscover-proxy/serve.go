@@ -105,6 +105,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if svc.files != nil {
 		go svc.files.Watch(runCtx, certWatchInterval, log)
 	}
+	if o.config != "" {
+		go func() {
+			if err := svc.watchConfig(runCtx); err != nil {
+				log.Warn("the config files are not watched: changes need SIGHUP", "err", err)
+			}
+		}()
+	}
 	svc.obtain(runCtx)
 
 wait:

@@ -54,7 +54,7 @@ func newService(cfgFile string, cfg *config.Config, withTLS bool, log *slog.Logg
 		Name: "autodiscover_config_reloads_total",
 		Help: "Config reloads (SIGHUP), by result: success or failure.",
 	}, []string{"result"})
-	s.reg.MustRegister(s.reloads, &certCollector{s}, buildInfoCollector())
+	s.reg.MustRegister(s.reloads, &certCollector{s}, buildInfoCollector(), configInfo{s})
 	srv, err := autodiscover.New(cfg)
 	if err != nil {
 		return nil, err
