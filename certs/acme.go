@@ -26,6 +26,8 @@ type ACME struct {
 
 	mu   sync.Mutex
 	memo map[string]memoCert // Cached's reads of the disk cache
+
+	servedOnce sync.Map // names whose certificate this replica has served: at most the configured hosts
 }
 
 // memoCert is a certificate read from the cache, and when.
@@ -46,15 +48,22 @@ type ACMEOptions struct {
 	// HTTPClient talks to the CA; nil means http.DefaultClient. Tests set
 	// one that trusts their CA's HTTPS certificate.
 	HTTPClient *http.Client
+	// Cache keeps certificates, the account key and challenge tokens: nil
+	// means a directory, CacheDir; a PGCache shares them among replicas.
+	Cache autocert.Cache
 }
 
 // NewACME serves certificates for exactly hosts (SetHosts changes them).
 func NewACME(o ACMEOptions, hosts []string) *ACME {
 	a := &ACME{}
 	a.SetHosts(hosts)
+	cache := o.Cache
+	if cache == nil {
+		cache = autocert.DirCache(o.CacheDir)
+	}
 	a.m = &autocert.Manager{
 		Prompt:     autocert.AcceptTOS,
-		Cache:      autocert.DirCache(o.CacheDir),
+		Cache:      cache,
 		Email:      o.Email,
 		HostPolicy: a.policy,
 		Client:     &acme.Client{DirectoryURL: o.DirectoryURL, HTTPClient: o.HTTPClient, UserAgent: "autodiscover-proxy"},
@@ -82,11 +91,47 @@ func (a *ACME) policy(_ context.Context, host string) error {
 	if (*a.hosts.Load())[strings.ToLower(strings.TrimSuffix(host, "."))] {
 		return nil
 	}
+	a.noOrder(host)
 	return fmt.Errorf("acme: host %q is not configured", host)
 }
 
+// noOrder tells a shared store that this replica will not order host's
+// certificates after all (it holds their order locks from its misses).
+func (a *ACME) noOrder(host string) {
+	if r, ok := a.m.Cache.(interface{ Release(key string) }); ok {
+		r.Release(host)
+		r.Release(host + "+rsa")
+	}
+}
+
 func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return a.m.GetCertificate(hello)
+	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	// With a shared store, the first handshake of a name on this replica
+	// waits for another replica's order of it outside autocert's locks
+	// (autocert reads its cache under a lock that every handshake takes).
+	if s, ok := a.m.Cache.(interface {
+		AwaitOrder(ctx context.Context, key string) error
+	}); ok && a.policy(hello.Context(), name) == nil && !a.served(name) {
+		ctx, cancel := context.WithTimeout(hello.Context(), orderWait)
+		s.AwaitOrder(ctx, name) // on failure, autocert says why below
+		cancel()
+	}
+	c, err := a.m.GetCertificate(hello)
+	if err != nil {
+		a.noOrder(hello.ServerName) // a failed order is no order: another replica may try
+		return nil, err
+	}
+	a.servedOnce.Store(name, true)
+	return c, nil
+}
+
+// orderWait bounds a handshake's wait for another replica's order.
+const orderWait = 2 * time.Minute
+
+// served reports whether this replica has served name's certificate.
+func (a *ACME) served(name string) bool {
+	_, ok := a.servedOnce.Load(name)
+	return ok
 }
 
 // HTTPHandler answers http-01 challenges and passes everything else on.
@@ -161,7 +206,7 @@ func (a *ACME) Obtain(ctx context.Context, hosts []string) (errs map[string]erro
 			ServerName:   h,
 			CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
 		}
-		if _, err := a.m.GetCertificate(hello); err != nil {
+		if _, err := a.GetCertificate(hello); err != nil {
 			errs[h] = err
 		}
 	}

@@ -14,10 +14,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/autodiscover-proxy/autodiscover-proxy/internal/pgtest"
 	"github.com/letsencrypt/pebble/v2/ca"
 	"github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
@@ -53,7 +55,8 @@ type pebble struct {
 	dirURL string
 	client *http.Client // trusts pebble's HTTPS certificate
 	roots  *x509.CertPool
-	orders atomic.Int32 // new-order requests seen
+	orders atomic.Int32 // orders made (new-order answered 201)
+	issued atomic.Int32 // certificates issued (finalize answered 200)
 }
 
 // startPebble validates http-01 on httpPort and tls-alpn-01 on tlsPort of
@@ -72,16 +75,38 @@ func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
 	p := &pebble{roots: x509.NewCertPool()}
 	h := front.Handler()
 	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "order-plz") {
-			p.orders.Add(1)
+		order, finalize := strings.Contains(r.URL.Path, "order-plz"), strings.Contains(r.URL.Path, "finalize-order")
+		if !order && !finalize {
+			h.ServeHTTP(w, r)
+			return
 		}
-		h.ServeHTTP(w, r)
+		// An order made: 201 Created; a certificate issued: a finalize
+		// answered 200 (a request refused for its nonce, which pebble
+		// does at random, is tried again and counts once).
+		sw := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		switch {
+		case order && sw.status == http.StatusCreated:
+			p.orders.Add(1)
+		case finalize && sw.status == http.StatusOK:
+			p.issued.Add(1)
+		}
 	}))
 	t.Cleanup(ts.Close)
 	p.dirURL = ts.URL + wfe.DirectoryPath
 	p.client = ts.Client()
 	p.roots.AddCert(authority.GetRootCert(0).Cert)
 	return p
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
 }
 
 type testWriter struct{ t *testing.T }
@@ -230,5 +255,74 @@ func TestObtainIsBounded(t *testing.T) {
 	errs, deferred := a.Obtain(t.Context(), hosts)
 	if len(errs) != MaxObtain || deferred != 5 {
 		t.Errorf("asked for %d, deferred %d; want %d and 5", len(errs), deferred, MaxObtain)
+	}
+}
+
+// Two replicas sharing one PostgreSQL store, against pebble: a certificate
+// is ordered once however many replicas ask for it at once; the http-01
+// challenge succeeds though pebble's validation reaches only the replica
+// that did not order; both serve the same certificate.
+func TestACMEFleetWithPostgres(t *testing.T) {
+	pgtest.Setenv(t)
+	hosts := []string{"autodiscover.fleet.example", "autoconfig.fleet.example"}
+	replica := func() (*ACME, int, int) {
+		store, err := NewPGCache(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(store.Close)
+		a := NewACME(ACMEOptions{Cache: store}, hosts)
+		https, http := serveACME(t, a)
+		return a, https, http
+	}
+	a, aHTTPS, _ := replica()
+	b, bHTTPS, bHTTP := replica()
+	// pebble validates http-01 at b alone; tls-alpn-01 reaches nobody.
+	p := startPebble(t, bHTTP, freePort(t))
+	for _, r := range []*ACME{a, b} {
+		r.m.Client.DirectoryURL, r.m.Client.HTTPClient = p.dirURL, p.client
+	}
+
+	// Both replicas asked for both hosts at once, several times each.
+	var wg sync.WaitGroup
+	leaves := map[string][]*x509.Certificate{}
+	var mu sync.Mutex
+	for _, host := range hosts {
+		for _, port := range []int{aHTTPS, bHTTPS, aHTTPS, bHTTPS} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// As a client does, a failed handshake is tried again: the
+				// one that raced another replica's order fails once.
+				var leaf *x509.Certificate
+				var err error
+				for range 3 {
+					if leaf, err = handshake(t, port, host, p.roots, nil); err == nil {
+						break
+					}
+				}
+				if err != nil {
+					t.Errorf("%s on port %d: %v", host, port, err)
+					return
+				}
+				mu.Lock()
+				leaves[host] = append(leaves[host], leaf)
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	// autocert may make a second order for a name when its first
+	// challenge type fails (tls-alpn-01 reaches nobody here): issued
+	// certificates are what is counted.
+	if n := p.issued.Load(); n != int32(len(hosts)) {
+		t.Errorf("pebble issued %d certificates for %d hosts to two replicas (%d orders)", n, len(hosts), p.orders.Load())
+	}
+	for host, ls := range leaves {
+		for _, l := range ls[1:] {
+			if !l.Equal(ls[0]) {
+				t.Errorf("%s: the replicas serve different certificates", host)
+			}
+		}
 	}
 }
