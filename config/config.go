@@ -65,10 +65,20 @@ type TLS struct {
 
 // ACME is `tls.acme`: certificates from an ACME CA through autocert.
 type ACME struct {
-	Email        string
+	Email string
+	// Store is where certificates are kept: StoreDir (CacheDir) or
+	// StorePostgres (shared by replicas; the connection from libpq's
+	// environment, PGHOST and the rest).
+	Store        string
 	CacheDir     string
 	DirectoryURL string
 }
+
+// Certificate stores, the `tls.acme.store:` values.
+const (
+	StoreDir      = "dir"
+	StorePostgres = "postgres"
+)
 
 // LetsEncrypt is the default ACME directory (Let's Encrypt production).
 const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"

@@ -362,6 +362,7 @@ type fileTLS struct {
 
 type fileACME struct {
 	Email        string `yaml:"email"`
+	Store        string `yaml:"store"`
 	CacheDir     string `yaml:"cache_dir"`
 	DirectoryURL string `yaml:"directory_url"`
 }

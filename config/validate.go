@@ -243,9 +243,19 @@ func (v *validator) tls(t fileTLS, dir string) TLS {
 		if t.CertFile != "" {
 			v.addf("tls.acme", "acme and cert_file/key_file exclude each other: choose one source of certificates")
 		}
-		out.ACME = &ACME{Email: a.Email, CacheDir: abs(a.CacheDir), DirectoryURL: a.DirectoryURL}
-		if a.CacheDir == "" {
-			v.addf("tls.acme", "cache_dir is required: certificates and the account key are kept there across restarts")
+		out.ACME = &ACME{Email: a.Email, Store: a.Store, CacheDir: abs(a.CacheDir), DirectoryURL: a.DirectoryURL}
+		switch a.Store {
+		case "", StoreDir:
+			out.ACME.Store = StoreDir
+			if a.CacheDir == "" {
+				v.addf("tls.acme", "cache_dir is required: certificates and the account key are kept there across restarts")
+			}
+		case StorePostgres:
+			if a.CacheDir != "" {
+				v.addf("tls.acme.cache_dir", "not used with store: postgres (certificates are kept in the database): remove it")
+			}
+		default:
+			v.addf("tls.acme.store", "%q: use dir (cache_dir, one machine) or postgres (shared by replicas; the connection from PGHOST, PGDATABASE, PGUSER, ...)", a.Store)
 		}
 		if out.ACME.DirectoryURL == "" {
 			out.ACME.DirectoryURL = LetsEncrypt

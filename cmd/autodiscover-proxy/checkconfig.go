@@ -92,6 +92,14 @@ func checkCertificates(cfg *config.Config) (warnings []string, err error) {
 		if time.Now().After(leaf.NotAfter) {
 			warnings = append(warnings, fmt.Sprintf("the certificate in %s expired on %s", cfg.TLS.CertFile, leaf.NotAfter.Format(time.DateOnly)))
 		}
+	case cfg.TLS.ACME != nil && cfg.TLS.ACME.Store == config.StorePostgres:
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		store, err := certs.NewPGCache(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("tls.acme.store: postgres: %w; check PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD or PGPASSFILE, PGSSLMODE", err)
+		}
+		store.Close()
 	case cfg.TLS.ACME != nil:
 		if err := writableDir(cfg.TLS.ACME.CacheDir); err != nil {
 			return nil, fmt.Errorf("tls.acme.cache_dir: %w; serve could keep no account key or certificate", err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
+	"github.com/autodiscover-proxy/autodiscover-proxy/internal/pgtest"
 )
 
 func get(t *testing.T, c *http.Client, url string) (int, string) {
@@ -399,4 +403,58 @@ func TestConfigFollowsItsFiles(t *testing.T) {
 	os.Symlink("..2026_12_02_b", filepath.Join(cm, "..data_tmp"))
 	os.Rename(filepath.Join(cm, "..data_tmp"), filepath.Join(cm, "..data"))
 	waitFor(t, "the ConfigMap's new version to be served", answers(r2, "contoso.com", "Swapped"))
+}
+
+// tls.acme.store: postgres: check-config reaches the store (and says how
+// to fix one it cannot reach); serve serves a certificate that another
+// replica put there, and /readyz says the store is reachable.
+func TestCertificateStoreInPostgres(t *testing.T) {
+	pgtest.Setenv(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte("tls: {acme: {store: postgres, directory_url: 'https://127.0.0.1:1/directory'}}\n"+configYAML("Fleet")[strings.Index(configYAML("Fleet"), "domains:"):]), 0o600)
+	if code, out, errs := runCmd("check-config", "-config", cfg); code != 0 {
+		t.Fatalf("check-config with a reachable store: exit %d\n%s%s", code, out, errs)
+	}
+
+	// What another replica ordered, in the store.
+	store, err := certs.NewPGCache(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := []string{"autodiscover.contoso.com", "autoconfig.contoso.com"}
+	c, err := certs.SelfSigned(hosts, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	pemData := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	for _, b := range c.Certificate {
+		pemData = append(pemData, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b})...)
+	}
+	for _, h := range hosts {
+		if err := store.Put(t.Context(), h, pemData); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Close()
+
+	r := startServe(t, "-config", cfg)
+	code, body := get(t, http.DefaultClient, "http://"+r.admin+"/readyz")
+	if code != 200 || !strings.Contains(body, "certificate store: reachable") {
+		t.Errorf("readyz: %d %s", code, body)
+	}
+	conn, err := tls.Dial("tcp", r.https, &tls.Config{InsecureSkipVerify: true, ServerName: "autodiscover.contoso.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !conn.ConnectionState().PeerCertificates[0].Equal(c.Leaf) {
+		t.Error("serve does not serve the certificate in the shared store")
+	}
+	conn.Close()
+
+	t.Setenv("PGHOST", filepath.Join(dir, "no-such-socket-dir"))
+	if code, _, errs := runCmd("check-config", "-config", cfg); code != 1 || !strings.Contains(errs, "tls.acme.store: postgres") || !strings.Contains(errs, "PGHOST") {
+		t.Errorf("check-config with an unreachable store: exit %d\n%s", code, errs)
+	}
 }

@@ -32,6 +32,7 @@ type service struct {
 	certs certs.Provider // nil when no HTTPS listener runs
 	acme  *certs.ACME    // set when certs come from ACME
 	files *certs.Files   // set when certs come from files
+	store *certs.PGCache // set when ACME keeps its certificates in PostgreSQL
 	// servesTLS: an HTTPS listener runs. Without one (behind a
 	// TLS-terminating ingress) certificate files only sign profiles, and
 	// readiness does not wait for them.
@@ -78,9 +79,19 @@ func (s *service) newCertificates(cfg *config.Config) error {
 	switch {
 	case cfg.TLS.ACME != nil:
 		a := cfg.TLS.ACME
-		s.acme = certs.NewACME(certs.ACMEOptions{DirectoryURL: a.DirectoryURL, Email: a.Email, CacheDir: a.CacheDir}, cfg.CertificateHosts())
+		o := certs.ACMEOptions{DirectoryURL: a.DirectoryURL, Email: a.Email, CacheDir: a.CacheDir}
+		if a.Store == config.StorePostgres {
+			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			defer cancel()
+			store, err := certs.NewPGCache(ctx)
+			if err != nil {
+				return fmt.Errorf("tls.acme.store: postgres: %w (the connection comes from PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD or PGPASSFILE, PGSSLMODE)", err)
+			}
+			s.store, o.Cache = store, store
+		}
+		s.acme = certs.NewACME(o, cfg.CertificateHosts())
 		s.certs = s.acme
-		s.log.Info("certificates from ACME", "directory", a.DirectoryURL, "cache_dir", a.CacheDir, "hosts", len(cfg.CertificateHosts()))
+		s.log.Info("certificates from ACME", "directory", a.DirectoryURL, "store", a.Store, "cache_dir", a.CacheDir, "hosts", len(cfg.CertificateHosts()))
 	case cfg.TLS.CertFile != "" && !s.servesTLS:
 		// Only to sign profiles: files not there yet (the ingress's
 		// certificate not yet issued) leave profiles unsigned until they
@@ -191,6 +202,9 @@ func (s *service) reloadLocked() error {
 	return nil
 }
 
+// storeTimeout bounds a connection to the certificate store.
+const storeTimeout = 30 * time.Second
+
 // ready is nil when a config is loaded and, with an HTTPS listener, a
 // certificate is at hand for every configured host.
 func (s *service) ready(ctx context.Context) error {
@@ -235,6 +249,15 @@ func (s *service) adminHandler(withPprof bool) http.Handler {
 			return
 		}
 		fmt.Fprintln(w, "ready")
+		// The shared store's state is reported, not required: a replica
+		// whose store went away keeps serving the certificates it holds.
+		if s.store != nil {
+			if err := s.store.Ping(ctx); err != nil {
+				fmt.Fprintf(w, "certificate store: unreachable (%v); the certificates at hand keep serving, new ones wait for it\n", err)
+			} else {
+				fmt.Fprintln(w, "certificate store: reachable")
+			}
+		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	return mux
