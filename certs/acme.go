@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -28,6 +29,7 @@ type ACME struct {
 	memo map[string]memoCert // Cached's reads of the disk cache
 
 	servedOnce sync.Map // names whose certificate this replica has served: at most the configured hosts
+	onboard    *onboarding
 }
 
 // memoCert is a certificate read from the cache, and when.
@@ -49,8 +51,14 @@ type ACMEOptions struct {
 	// one that trusts their CA's HTTPS certificate.
 	HTTPClient *http.Client
 	// Cache keeps certificates, the account key and challenge tokens: nil
-	// means a directory, CacheDir; a PGCache shares them among replicas.
+	// means a directory, CacheDir; a PGCache shares them among replicas
+	// (and paces the fleet's orders).
 	Cache autocert.Cache
+	// Log tells each host's state changes; nil logs nothing.
+	Log *slog.Logger
+	// LookupHost resolves a name before it is ordered; nil is the
+	// system's resolver.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
 }
 
 // NewACME serves certificates for exactly hosts (SetHosts changes them).
@@ -60,6 +68,14 @@ func NewACME(o ACMEOptions, hosts []string) *ACME {
 	cache := o.Cache
 	if cache == nil {
 		cache = autocert.DirCache(o.CacheDir)
+	}
+	var pace pacer = &windowPacer{now: time.Now}
+	if p, ok := cache.(pacer); ok {
+		pace = p
+	}
+	a.onboard = newOnboarding(o.Log, pace)
+	if o.LookupHost != nil {
+		a.onboard.lookup = o.LookupHost
 	}
 	a.m = &autocert.Manager{
 		Prompt:     autocert.AcceptTOS,
@@ -106,17 +122,36 @@ func (a *ACME) noOrder(host string) {
 
 func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	ctx := hello.Context()
+	if ctx == nil { // a ClientHelloInfo made here (Obtain)
+		ctx = context.Background()
+	}
 	// With a shared store, the first handshake of a name on this replica
 	// waits for another replica's order of it outside autocert's locks
 	// (autocert reads its cache under a lock that every handshake takes).
 	if s, ok := a.m.Cache.(interface {
 		AwaitOrder(ctx context.Context, key string) error
-	}); ok && a.policy(hello.Context(), name) == nil && !a.served(name) {
-		ctx, cancel := context.WithTimeout(hello.Context(), orderWait)
+	}); ok && a.policy(ctx, name) == nil && !a.served(name) {
+		ctx, cancel := context.WithTimeout(ctx, orderWait)
 		s.AwaitOrder(ctx, name) // on failure, autocert says why below
 		cancel()
 	}
+	// An order follows where no certificate is at hand: only for a name
+	// whose DNS points somewhere, past its backoff, at the CA's pace.
+	ordering := false
+	if a.policy(ctx, name) == nil && !a.served(name) {
+		if _, err := a.Cached(ctx, name); err != nil {
+			if err := a.onboard.before(ctx, name); err != nil {
+				a.noOrder(name)
+				return nil, err
+			}
+			ordering = true
+		}
+	}
 	c, err := a.m.GetCertificate(hello)
+	if ordering {
+		a.onboard.after(name, err)
+	}
 	if err != nil {
 		a.noOrder(hello.ServerName) // a failed order is no order: another replica may try
 		return nil, err
@@ -124,6 +159,9 @@ func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 	a.servedOnce.Store(name, true)
 	return c, nil
 }
+
+// States is every host's certificate state this replica knows.
+func (a *ACME) States() []HostState { return a.onboard.snapshot() }
 
 // orderWait bounds a handshake's wait for another replica's order.
 const orderWait = 2 * time.Minute
@@ -172,7 +210,11 @@ func (a *ACME) Cached(ctx context.Context, host string) (*tls.Certificate, error
 	}
 	a.memo[host] = memoCert{&c, now}
 	a.mu.Unlock()
-	return covering(&c, host, now)
+	c2, err := covering(&c, host, now)
+	if err == nil {
+		a.onboard.set(host, StateIssued, "", time.Time{}, 0)
+	}
+	return c2, err
 }
 
 // MaxObtain bounds how many missing certificates Obtain asks for at once:

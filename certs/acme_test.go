@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/tls"
@@ -99,6 +100,10 @@ func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
 	return p
 }
 
+// loopbackHosts resolves every name to loopback, as pebble's resolver
+// does here.
+func loopbackHosts(context.Context, string) ([]string, error) { return []string{"127.0.0.1"}, nil }
+
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -174,7 +179,7 @@ func TestACMEWithPebbleTLSALPN(t *testing.T) {
 	hosts := []string{"autodiscover.example.com", "autoconfig.example.com"}
 	// The listeners must exist before pebble knows their ports; the
 	// provider's CA settings are filled in once pebble runs.
-	opts := ACMEOptions{CacheDir: t.TempDir()}
+	opts := ACMEOptions{CacheDir: t.TempDir(), LookupHost: loopbackHosts}
 	a := NewACME(opts, hosts)
 	httpsPort, httpPort := serveACME(t, a)
 	p := startPebble(t, httpPort, httpsPort)
@@ -234,7 +239,7 @@ func TestACMEWithPebbleTLSALPN(t *testing.T) {
 // http-01 through the port-80 handler: pebble's tls-alpn-01 attempts go to
 // a closed port, so only http-01 can succeed.
 func TestACMEWithPebbleHTTP01(t *testing.T) {
-	a := NewACME(ACMEOptions{CacheDir: t.TempDir()}, []string{"autoconfig.example.org"})
+	a := NewACME(ACMEOptions{CacheDir: t.TempDir(), LookupHost: loopbackHosts}, []string{"autoconfig.example.org"})
 	httpsPort, httpPort := serveACME(t, a)
 	p := startPebble(t, httpPort, freePort(t))
 	a.m.Client.DirectoryURL, a.m.Client.HTTPClient = p.dirURL, p.client
@@ -251,7 +256,7 @@ func TestObtainIsBounded(t *testing.T) {
 		hosts = append(hosts, "autodiscover.d"+strconv.Itoa(i)+".example")
 	}
 	// A directory on a closed loopback port: each attempt fails at once.
-	a := NewACME(ACMEOptions{DirectoryURL: "https://127.0.0.1:1/dir", CacheDir: t.TempDir()}, hosts)
+	a := NewACME(ACMEOptions{DirectoryURL: "https://127.0.0.1:1/dir", CacheDir: t.TempDir(), LookupHost: loopbackHosts}, hosts)
 	errs, deferred := a.Obtain(t.Context(), hosts)
 	if len(errs) != MaxObtain || deferred != 5 {
 		t.Errorf("asked for %d, deferred %d; want %d and 5", len(errs), deferred, MaxObtain)
@@ -271,7 +276,7 @@ func TestACMEFleetWithPostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(store.Close)
-		a := NewACME(ACMEOptions{Cache: store}, hosts)
+		a := NewACME(ACMEOptions{Cache: store, LookupHost: loopbackHosts}, hosts)
 		https, http := serveACME(t, a)
 		return a, https, http
 	}

@@ -97,6 +97,7 @@ func (c *PGCache) migrate(ctx context.Context) error {
 			`SELECT pg_advisory_xact_lock(` + fmt.Sprint(schemaLock) + `)`,
 			`CREATE TABLE IF NOT EXISTS autodiscover_schema (version integer NOT NULL)`,
 			`CREATE TABLE IF NOT EXISTS autodiscover_cache (key text PRIMARY KEY, data bytea NOT NULL, updated timestamptz NOT NULL DEFAULT now())`,
+			`CREATE TABLE IF NOT EXISTS autodiscover_orders (at timestamptz NOT NULL)`,
 		} {
 			if _, err := tx.Exec(ctx, q); err != nil {
 				return err
@@ -279,4 +280,43 @@ func get(ctx context.Context, q querier, key string) ([]byte, error) {
 		return nil, autocert.ErrCacheMiss
 	}
 	return data, err
+}
+
+// paceLock is the advisory lock around the fleet's order window.
+const paceLock = 0x6175746f70616365 // "autopace"
+
+// Wait admits one order for the whole fleet (the CA counts per account,
+// and the replicas share one): at most ordersPerWindow in any orderWindow,
+// a full window at once, then each as the oldest leaves it.
+func (c *PGCache) Wait(ctx context.Context) error {
+	for {
+		var wait time.Duration
+		err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(paceLock)); err != nil {
+				return err
+			}
+			window := fmt.Sprintf("%d seconds", int(orderWindow.Seconds()))
+			if _, err := tx.Exec(ctx, `DELETE FROM autodiscover_orders WHERE at <= now() - $1::interval`, window); err != nil {
+				return err
+			}
+			var n int
+			var oldest *time.Time
+			var now time.Time
+			if err := tx.QueryRow(ctx, `SELECT count(*), min(at), now() FROM autodiscover_orders`).Scan(&n, &oldest, &now); err != nil {
+				return err
+			}
+			if n < ordersPerWindow {
+				_, err := tx.Exec(ctx, `INSERT INTO autodiscover_orders (at) VALUES (now())`)
+				return err
+			}
+			wait = oldest.Add(orderWindow).Sub(now)
+			return nil
+		})
+		if err != nil || wait <= 0 {
+			return err
+		}
+		if err := sleepCtx(ctx, wait); err != nil {
+			return err
+		}
+	}
 }

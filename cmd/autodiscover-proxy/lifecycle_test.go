@@ -458,3 +458,29 @@ func TestCertificateStoreInPostgres(t *testing.T) {
 		t.Errorf("check-config with an unreachable store: exit %d\n%s", code, errs)
 	}
 }
+
+// A host whose DNS does not point anywhere is not ordered: its state is
+// waiting_dns, in the log, in /metrics (every state present) and in
+// doctor -admin.
+func TestCertificateStates(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte("tls: {acme: {cache_dir: acme, directory_url: 'https://127.0.0.1:1/directory'}}\n"+
+		"domains:\n  - {name: customer.invalid, provider: microsoft365}\n"), 0o600)
+	r := startServe(t, "-config", cfg)
+	waitFor(t, "both hosts to wait for DNS", func() bool {
+		_, m := get(t, http.DefaultClient, "http://"+r.admin+"/metrics")
+		return strings.Contains(m, `autodiscover_certificate_hosts{state="waiting_dns"} 2`)
+	})
+	_, m := get(t, http.DefaultClient, "http://"+r.admin+"/metrics")
+	for _, st := range []string{"issuing", "issued", "failing"} {
+		if !strings.Contains(m, `autodiscover_certificate_hosts{state="`+st+`"} 0`) {
+			t.Errorf("/metrics lacks the %s state at 0", st)
+		}
+	}
+	waitFor(t, "the log to tell the state change", func() bool { return strings.Contains(r.stderr.String(), "state=waiting_dns") })
+	code, out, _ := runCmd("doctor", "-config", cfg, "-skip-dns", "-skip-live", "-hosts", "../../doctor/testdata/hosts-clean", "-admin", r.admin)
+	if code != 0 || !strings.Contains(out, "WARN  certificates  autodiscover.customer.invalid: not ordered") {
+		t.Errorf("doctor -admin: exit %d\n%s", code, out)
+	}
+}

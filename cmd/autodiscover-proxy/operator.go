@@ -101,6 +101,7 @@ func doctorCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	connect := fs.String("connect", "", "`address` (host:port) to reach the running service at, instead of each name's port 443")
 	caFile := fs.String("ca", "", "PEM `file` of CA certificates to trust instead of the system's (private CAs)")
 	insecure := fs.Bool("insecure-dev", false, "check a development server: its certificate is not verified (a warning says so)")
+	admin := fs.String("admin", "", "the running service's admin `address` (host:port): each host's certificate state (waiting_dns, issuing, issued, failing)")
 	skipDNS := fs.Bool("skip-dns", false, "skip the DNS checks")
 	skipLive := fs.Bool("skip-live", false, "skip the live checks of the running service")
 	asJSON := fs.Bool("json", false, "print the findings as JSON")
@@ -154,6 +155,9 @@ func doctorCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 		}
 		findings = append(findings, doctor.CheckLive(ctx, domains, o)...)
+	}
+	if *admin != "" {
+		findings = append(findings, doctor.CheckCertificateStates(ctx, *admin)...)
 	}
 	if *asJSON {
 		doctor.WriteFindingsJSON(stdout, findings)

@@ -55,7 +55,7 @@ func newService(cfgFile string, cfg *config.Config, withTLS bool, log *slog.Logg
 		Name: "autodiscover_config_reloads_total",
 		Help: "Config reloads (SIGHUP), by result: success or failure.",
 	}, []string{"result"})
-	s.reg.MustRegister(s.reloads, &certCollector{s}, buildInfoCollector(), configInfo{s})
+	s.reg.MustRegister(s.reloads, &certCollector{s}, buildInfoCollector(), configInfo{s}, certStates{s})
 	srv, err := autodiscover.New(cfg)
 	if err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func (s *service) newCertificates(cfg *config.Config) error {
 	switch {
 	case cfg.TLS.ACME != nil:
 		a := cfg.TLS.ACME
-		o := certs.ACMEOptions{DirectoryURL: a.DirectoryURL, Email: a.Email, CacheDir: a.CacheDir}
+		o := certs.ACMEOptions{DirectoryURL: a.DirectoryURL, Email: a.Email, CacheDir: a.CacheDir, Log: s.log}
 		if a.Store == config.StorePostgres {
 			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 			defer cancel()
@@ -260,6 +260,21 @@ func (s *service) adminHandler(withPprof bool) http.Handler {
 		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	// Each host's certificate state, for doctor -admin: one line a host,
+	// host, state, since, next try, problem, tab-separated.
+	mux.HandleFunc("GET /certificates", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/tab-separated-values; charset=utf-8")
+		if s.acme == nil {
+			return
+		}
+		for _, h := range s.acme.States() {
+			retry := ""
+			if !h.Retry.IsZero() {
+				retry = h.Retry.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", h.Host, h.State, h.Since.UTC().Format(time.RFC3339), retry, strings.ReplaceAll(h.Problem, "\t", " "))
+		}
+	})
 	return mux
 }
 
@@ -285,5 +300,26 @@ func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
 		if leaf, err := certs.Leaf(cert); err == nil {
 			ch <- prometheus.MustNewConstMetric(certExpiry, prometheus.GaugeValue, float64(leaf.NotAfter.Unix()), h)
 		}
+	}
+}
+
+// certStates is autodiscover_certificate_hosts: how many hosts are in each
+// certificate state, every state always present (0 when none is).
+type certStates struct{ s *service }
+
+var certStatesDesc = prometheus.NewDesc("autodiscover_certificate_hosts",
+	"Hosts by certificate state: waiting_dns (no address yet, not ordered), issuing, issued, failing (the last order failed).", []string{"state"}, nil)
+
+func (c certStates) Describe(ch chan<- *prometheus.Desc) { ch <- certStatesDesc }
+
+func (c certStates) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]int{}
+	if c.s.acme != nil {
+		for _, h := range c.s.acme.States() {
+			counts[h.State]++
+		}
+	}
+	for _, st := range certs.States {
+		ch <- prometheus.MustNewConstMetric(certStatesDesc, prometheus.GaugeValue, float64(counts[st]), st)
 	}
 }
