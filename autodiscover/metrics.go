@@ -1,6 +1,7 @@
 package autodiscover
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +14,7 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	upstream *prometheus.CounterVec
 	inFlight prometheus.Gauge
+	statuses *prometheus.CounterVec
 }
 
 // NewMetrics registers the request metrics with reg.
@@ -35,8 +37,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "autodiscover_requests_in_flight",
 			Help: "Requests being answered now.",
 		}),
+		statuses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "autodiscover_http_responses_total",
+			Help: "Answers by HTTP status class: 2xx, 3xx, 4xx, 5xx.",
+		}, []string{"class"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.upstream, m.inFlight)
+	for _, c := range []string{"2xx", "3xx", "4xx", "5xx"} {
+		m.statuses.WithLabelValues(c) // present from the start, at 0
+	}
+	reg.MustRegister(m.requests, m.latency, m.upstream, m.inFlight, m.statuses)
 	return m
 }
 
@@ -55,6 +64,13 @@ func (m *Metrics) observe(rec *report, d time.Duration) {
 	}
 	m.requests.WithLabelValues(string(rec.dialect), string(rec.outcome), rec.domain).Inc()
 	m.latency.WithLabelValues(string(rec.dialect)).Observe(d.Seconds())
+	status := rec.status
+	if status == 0 { // nothing written: net/http answers 200
+		status = 200
+	}
+	if c := status / 100; c >= 2 && c <= 5 {
+		m.statuses.WithLabelValues(strconv.Itoa(c) + "xx").Inc()
+	}
 }
 
 func (m *Metrics) observeUpstream(domain string, res upstreamResult) {

@@ -55,6 +55,9 @@ func newService(cfgFile string, cfg *config.Config, withTLS bool, log *slog.Logg
 		Name: "autodiscover_config_reloads_total",
 		Help: "Config reloads (SIGHUP), by result: success or failure.",
 	}, []string{"result"})
+	for _, r := range []string{"success", "failure"} {
+		s.reloads.WithLabelValues(r) // present from the start, at 0: alerts read increases
+	}
 	s.reg.MustRegister(s.reloads, &certCollector{s}, buildInfoCollector(), configInfo{s}, certStates{s})
 	srv, err := autodiscover.New(cfg)
 	if err != nil {
