@@ -47,6 +47,7 @@ func Start(t testing.TB) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	os.Chmod(dir, 0o755) // the socket is reached by others (a container's user); the data stays 0700
 	// PostgreSQL refuses to run as root: as root, run it as its own user.
 	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
