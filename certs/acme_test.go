@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +28,7 @@ import (
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
+	"golang.org/x/crypto/acme/autocert"
 )
 
 // loopbackDNS answers every A query with 127.0.0.1 (and nothing else), so
@@ -270,13 +273,15 @@ func TestObtainIsBounded(t *testing.T) {
 func TestACMEFleetWithPostgres(t *testing.T) {
 	pgtest.Setenv(t)
 	hosts := []string{"autodiscover.fleet.example", "autoconfig.fleet.example"}
+	// Ordered last, by a replica that stops while ordering it.
+	late := "autodiscover.late.example"
 	replica := func() (*ACME, int, int) {
 		store, err := NewPGCache(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(store.Close)
-		a := NewACME(ACMEOptions{Cache: store, LookupHost: loopbackHosts}, hosts)
+		a := NewACME(ACMEOptions{Cache: store, LookupHost: loopbackHosts}, append(hosts, late))
 		https, http := serveACME(t, a)
 		return a, https, http
 	}
@@ -330,4 +335,109 @@ func TestACMEFleetWithPostgres(t *testing.T) {
 			}
 		}
 	}
+
+	// A third replica starts ordering late and stops in the middle (its CA
+	// never answers; its store's session ends as a dead process's does):
+	// b, asked for the same name meanwhile, completes the order.
+	stop := stopWhileOrdering(t, late)
+	type result struct {
+		leaf *x509.Certificate
+		err  error
+	}
+	served := make(chan result, 1)
+	go func() {
+		var r result
+		for range 3 {
+			if r.leaf, r.err = handshake(t, bHTTPS, late, p.roots, nil); r.err == nil {
+				break
+			}
+		}
+		served <- r
+	}()
+	select {
+	case r := <-served:
+		t.Fatalf("b did not wait for the order in progress: %v", r.err)
+	case <-time.After(200 * time.Millisecond): // how long the test looks, not a bound on the code
+	}
+	stop()
+	r := <-served
+	if r.err != nil {
+		t.Fatalf("after the ordering replica stopped, the other one: %v", r.err)
+	}
+	leaf := r.leaf
+	if leaf.Subject.CommonName != late && !slices.Contains(leaf.DNSNames, late) {
+		t.Errorf("b served a certificate for %v", leaf.DNSNames)
+	}
+	if n := p.issued.Load(); n != int32(len(hosts))+1 {
+		t.Errorf("pebble issued %d certificates, want %d", n, len(hosts)+1)
+	}
+}
+
+// stopWhileOrdering starts a replica whose CA accepts connections and never
+// answers, asks it for host, and returns once it holds host's order; the
+// function returned stops it.
+func stopWhileOrdering(t *testing.T, host string) (stop func()) {
+	t.Helper()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	store, err := NewPGCache(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewACME(ACMEOptions{Cache: store, LookupHost: loopbackHosts}, []string{host})
+	c.m.Client.DirectoryURL = "http://" + silent.Addr().String() + "/dir"
+	cHTTPS, _ := serveACME(t, c)
+	client, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(cHTTPS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go tls.Client(client, &tls.Config{ServerName: host}).Handshake() // hangs with the CA
+
+	// Wait until c holds the order: another store's Get then says so.
+	probe, err := NewPGCache(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	for {
+		_, err := probe.Get(t.Context(), host)
+		if errors.Is(err, ErrOrdering) {
+			break
+		}
+		if !errors.Is(err, autocert.ErrCacheMiss) {
+			t.Fatalf("probing the order: %v", err)
+		}
+		probe.Release(host) // the probe got the lock: c has not yet
+		time.Sleep(10 * time.Millisecond)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			store.Close()
+			client.Close()
+			silent.Close()
+			mu.Lock()
+			for _, c := range conns {
+				c.Close()
+			}
+			mu.Unlock()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

@@ -438,3 +438,83 @@ func TestDeploySystemdAnalyzeVerify(t *testing.T) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// The fleet manifest: 3 replicas that answer TLS themselves behind a
+// LoadBalancer on 443 and 80 (no ingress), the store's PG* variables from a
+// Secret, the ConfigMap mounted as a directory so that its changes reach
+// the replicas, a PodDisruptionBudget that keeps two.
+func TestDeployKubernetesFleet(t *testing.T) {
+	docs := k8sObjects(t, "kubernetes/fleet.yaml")
+	var (
+		cm  corev1.ConfigMap
+		dep appsv1.Deployment
+		svc corev1.Service
+		pdb policyv1.PodDisruptionBudget
+	)
+	for kind, v := range map[string]any{"ConfigMap": &cm, "Deployment": &dep, "Service": &svc, "PodDisruptionBudget": &pdb} {
+		doc, ok := docs[kind]
+		if !ok {
+			t.Fatalf("no %s manifest", kind)
+		}
+		strictly(t, kind, doc, v)
+	}
+	if _, ok := docs["Ingress"]; ok {
+		t.Error("the fleet has an Ingress: its replicas answer TLS themselves")
+	}
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 3 {
+		t.Errorf("replicas %v, want 3", dep.Spec.Replicas)
+	}
+	pod := dep.Spec.Template.Spec
+	c := pod.Containers[0]
+	o := parseServe(t, "fleet Deployment args", c.Args)
+	if o.https == "" {
+		t.Error("-https is empty: the fleet's replicas answer TLS themselves")
+	}
+	ports := map[string]string{}
+	for _, p := range c.Ports {
+		ports[p.Name] = strconv.Itoa(int(p.ContainerPort))
+	}
+	if ports["https"] != port(t, o.https) || ports["http"] != port(t, o.http) || ports["admin"] != port(t, o.admin) {
+		t.Errorf("container ports %v; serve listens on https %s, http %s, admin %s", ports, o.https, o.http, o.admin)
+	}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		t.Errorf("Service type %s, traffic policy %s: want a LoadBalancer that keeps clients' addresses (Local)", svc.Spec.Type, svc.Spec.ExternalTrafficPolicy)
+	}
+	public := map[int32]string{}
+	for _, p := range svc.Spec.Ports {
+		public[p.Port] = p.TargetPort.String()
+	}
+	if public[443] != "https" || public[80] != "http" {
+		t.Errorf("Service ports %v, want 443 to https and 80 to http", public)
+	}
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef == nil {
+		t.Errorf("the store's PG* variables do not come from a Secret: %+v", c.EnvFrom)
+	}
+	for _, e := range c.Env {
+		if strings.HasPrefix(e.Name, "PG") {
+			t.Errorf("%s is in the manifest: it belongs in the Secret", e.Name)
+		}
+	}
+	var mounted bool
+	for _, m := range c.VolumeMounts {
+		if m.Name == "config" {
+			mounted = m.MountPath == filepath.Dir(o.config) && m.SubPath == ""
+		}
+	}
+	if !mounted {
+		t.Errorf("the ConfigMap is not mounted as the directory of %s (a subPath mount never sees an update): %+v", o.config, c.VolumeMounts)
+	}
+	cfg, err := config.Parse([]byte(cm.Data[filepath.Base(o.config)]), "ConfigMap", filepath.Dir(o.config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TLS.ACME == nil || cfg.TLS.ACME.Store != config.StorePostgres {
+		t.Errorf("the fleet's config does not keep its certificates in the shared store: %+v", cfg.TLS.ACME)
+	}
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() < 2 {
+		t.Errorf("PodDisruptionBudget %+v: keep at least two of three", pdb.Spec)
+	}
+	if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" {
+		t.Errorf("readiness probe %+v", p)
+	}
+}
