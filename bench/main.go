@@ -69,7 +69,7 @@ var (
 	duration    = flag.Duration("duration", 2*time.Second, "length of each wrk run and handshake run")
 	rounds      = flag.Int("rounds", 7, "runs per server and row, taken in turn; medians are reported")
 	connections = flag.Int("connections", 64, "wrk connections")
-	only        = flag.String("only", "", "measure only the request rows whose name contains this, or (\"abuse\") only the abuse figures; no targets are judged")
+	only        = flag.String("only", "", "measure only the request rows whose name contains this, or (\"abuse\", \"fleet\") only the abuse or fleet figures; no targets are judged")
 	reference   = flag.String("reference", "", "internal: run as the reference server with this sizes spec")
 	refCert     = flag.String("cert", "", "internal: reference certificate file")
 	refKey      = flag.String("key", "", "internal: reference key file")
@@ -99,9 +99,10 @@ type row struct {
 }
 
 type result struct {
-	rps      float64
-	requests int64
-	p50, p99 string
+	rps          float64
+	requests     int64
+	p50, p99     string
+	socketErrors string // wrk's "Socket errors:" line, if any
 }
 
 func run() error {
@@ -127,12 +128,19 @@ func run() error {
 		return err
 	}
 
-	if *only == "abuse" {
+	switch *only {
+	case "abuse":
 		abuseRows, err := abuse(bin, dir, ecCert, ecKey)
 		if err != nil {
 			return err
 		}
-		return report(os.Stdout, nil, abuseRows, 0, 0, 0)
+		return report(os.Stdout, nil, abuseRows, nil, 0, 0, 0)
+	case "fleet":
+		fleetRows, err := fleet(bin, dir, ecCert, ecKey)
+		if err != nil {
+			return err
+		}
+		return report(os.Stdout, nil, nil, fleetRows, 0, 0, 0)
 	}
 	var rows []row
 	ours, err := startOurs(bin, dir, ecCert, ecKey)
@@ -177,7 +185,7 @@ func run() error {
 		return err
 	}
 	if *only != "" {
-		report(os.Stdout, rows, nil, serveRSS, 0, 0)
+		report(os.Stdout, rows, nil, nil, serveRSS, 0, 0)
 		return nil
 	}
 
@@ -209,12 +217,18 @@ func run() error {
 		return fmt.Errorf("abuse: %w", err)
 	}
 
+	fmt.Fprintln(os.Stderr, "a replica of a fleet ...")
+	fleetRows, err := fleet(bin, dir, ecCert, ecKey)
+	if err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+
 	fmt.Fprintln(os.Stderr, "loading 100,000 domains ...")
 	loadSecs, rssMB, err := measureLoad(bin, dir, ecCert, ecKey)
 	if err != nil {
 		return err
 	}
-	return report(os.Stdout, rows, abuseRows, serveRSS, loadSecs, rssMB)
+	return report(os.Stdout, rows, abuseRows, fleetRows, serveRSS, loadSecs, rssMB)
 }
 
 // mode is how wrk loads a server.
@@ -486,20 +500,7 @@ func hostile(dir string, ours *server) error {
 
 // mallocs is our process's go_memstats_mallocs_total.
 func mallocs(s *server) (uint64, error) {
-	resp, err := http.Get("http://" + s.adminAddr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	m := regexp.MustCompile(`(?m)^go_memstats_mallocs_total (\S+)$`).FindSubmatch(b)
-	if m == nil {
-		return 0, fmt.Errorf("no go_memstats_mallocs_total in /metrics")
-	}
-	f, err := strconv.ParseFloat(string(m[1]), 64)
+	f, err := metricValue(s, "go_memstats_mallocs_total")
 	return uint64(f), err
 }
 
@@ -553,6 +554,8 @@ var (
 	requestsRE = regexp.MustCompile(`(\d+) requests in`)
 	p50RE      = regexp.MustCompile(`\s50%\s+(\S+)`)
 	p99RE      = regexp.MustCompile(`\s99%\s+(\S+)`)
+	// wrk prints this line only when a socket failed.
+	socketErrorsRE = regexp.MustCompile(`Socket errors: (.*)`)
 )
 
 // runWrk drives one URL with wrk and reads its summary. With rate > 0,
@@ -608,6 +611,9 @@ func wrkScript(script, lua, url string, conns int, d time.Duration) (result, err
 	}
 	if m := p99RE.FindSubmatch(out); m != nil {
 		r.p99 = string(m[1])
+	}
+	if m := socketErrorsRE.FindSubmatch(out); m != nil {
+		r.socketErrors = string(m[1])
 	}
 	return r, nil
 }
@@ -691,7 +697,7 @@ func measureLoad(bin, dir, cert, key string) (seconds, rssMB float64, err error)
 	return seconds, rssMB, err
 }
 
-func report(w io.Writer, rows []row, abuseRows []abuseRow, serveRSS, loadSecs, loadRSS float64) error {
+func report(w io.Writer, rows []row, abuseRows, fleetRows []abuseRow, serveRSS, loadSecs, loadRSS float64) error {
 	missed := 0
 	mark := func(ok bool) string {
 		if ok {
@@ -703,20 +709,24 @@ func report(w io.Writer, rows []row, abuseRows []abuseRow, serveRSS, loadSecs, l
 	host, _ := os.Hostname()
 	fmt.Fprintf(w, "Measured %s on %s: %d CPUs, %s/%s, %s, wrk with %d connections, loopback; %d runs of %s per server and row, taken in turn: each rate is a median run, each ratio the median of the rounds' ratios; latency is measured in one more run of each server at half of our median rate.\n\n",
 		time.Now().UTC().Format("2006-01-02"), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), *connections, *rounds, *duration)
-	fmt.Fprintln(w, "| measure | autodiscover-proxy | reference | ratio | target | met | p50 / p99 at half rate: ours, reference | allocs/request |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
-	for _, r := range rows {
-		half, allocs := "", ""
-		if r.halfRate > 0 {
-			half = fmt.Sprintf("%.0f/s: %s / %s, %s / %s", r.halfRate, r.oursHalf.p50, r.oursHalf.p99, r.refHalf.p50, r.refHalf.p99)
-			allocs = fmt.Sprintf("%.0f", r.allocs)
+	if len(rows) > 0 || serveRSS > 0 {
+		fmt.Fprintln(w, "| measure | autodiscover-proxy | reference | ratio | target | met | p50 / p99 at half rate: ours, reference | allocs/request |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+		for _, r := range rows {
+			half, allocs := "", ""
+			if r.halfRate > 0 {
+				half = fmt.Sprintf("%.0f/s: %s / %s, %s / %s", r.halfRate, r.oursHalf.p50, r.oursHalf.p99, r.refHalf.p50, r.refHalf.p99)
+				allocs = fmt.Sprintf("%.0f", r.allocs)
+			}
+			fmt.Fprintf(w, "| %s | %.0f/s | %.0f/s | %.3f | ≥ %.2f | %s | %s | %s |\n", r.name, r.ours.rps, r.ref.rps, r.ratio, r.target, mark(r.ratio >= r.target), half, allocs)
 		}
-		fmt.Fprintf(w, "| %s | %.0f/s | %.0f/s | %.3f | ≥ %.2f | %s | %s | %s |\n", r.name, r.ours.rps, r.ref.rps, r.ratio, r.target, mark(r.ratio >= r.target), half, allocs)
+		fmt.Fprintf(w, "| peak RSS through the rows above and 64 KiB hostile POX bodies (one domain) | %.0f MB | | | < %d MB | %s | | |\n",
+			serveRSS, targetServeRSSMB, mark(serveRSS < targetServeRSSMB))
+		if loadSecs > 0 {
+			fmt.Fprintf(w, "| serve with 100,000 domains: start to listening | %.2f s, peak RSS %.0f MB | | | < %.0f s, < %d MB | %s | | |\n",
+				loadSecs, loadRSS, targetLoadSeconds, targetLoadRSSMB, mark(loadSecs < targetLoadSeconds && loadRSS < targetLoadRSSMB))
+		}
 	}
-	fmt.Fprintf(w, "| peak RSS through the rows above and 64 KiB hostile POX bodies (one domain) | %.0f MB | | | < %d MB | %s | | |\n",
-		serveRSS, targetServeRSSMB, mark(serveRSS < targetServeRSSMB))
-	fmt.Fprintf(w, "| serve with 100,000 domains: start to listening | %.2f s, peak RSS %.0f MB | | | < %.0f s, < %d MB | %s | | |\n",
-		loadSecs, loadRSS, targetLoadSeconds, targetLoadRSSMB, mark(loadSecs < targetLoadSeconds && loadRSS < targetLoadRSSMB))
 	if len(abuseRows) > 0 {
 		fmt.Fprintln(w, "\nUnder abuse (one domain, loopback):\n\n| measure | figure | target | met |\n|---|---|---|---|")
 		for _, r := range abuseRows {
@@ -725,6 +735,12 @@ func report(w io.Writer, rows []row, abuseRows []abuseRow, serveRSS, loadSecs, l
 				met = ""
 			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", r.name, r.value, r.target, met)
+		}
+	}
+	if len(fleetRows) > 0 {
+		fmt.Fprintln(w, "\nA replica of a fleet (loopback, wrk with new connections or keep-alive as a load balancer sends them):\n\n| measure | figure |\n|---|---|")
+		for _, r := range fleetRows {
+			fmt.Fprintf(w, "| %s | %s |\n", r.name, r.value)
 		}
 	}
 	if missed > 0 && *only == "" {

@@ -9,10 +9,14 @@ import (
 )
 
 // Write writes a config with n domains.
-func Write(w io.Writer, n int) error {
+func Write(w io.Writer, n int) error { return Domains(w, 0, n) }
+
+// Domains writes a domains: list of n domains, tenant<first>.example
+// onwards: a config, or a file a config includes.
+func Domains(w io.Writer, first, n int) error {
 	b := bufio.NewWriter(w)
 	fmt.Fprintln(b, "domains:")
-	for i := range n {
+	for i := first; i < first+n; i++ {
 		switch i % 10 {
 		case 9:
 			fmt.Fprintf(b, "  - name: tenant%d.example\n    provider: custom\n    display_name: Tenant %d\n"+
