@@ -94,7 +94,11 @@ func TestComposeFleet(t *testing.T) {
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.fleet.yaml")
+	// The front reaches the replicas through podman's port forwarding,
+	// from an address of its network: trusted, as the compose file's
+	// network is.
 	os.WriteFile(cfg, []byte("tls: {acme: {email: postmaster@example.net, store: postgres, directory_url: 'https://127.0.0.1:1/directory'}}\n"+
+		"trusted_proxies: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 127.0.0.0/8]\n"+
 		"domains:\n  - {name: example.com, provider: microsoft365}\n"), 0o644)
 
 	type published struct{ https, http, admin string }
@@ -195,6 +199,20 @@ func TestComposeFleet(t *testing.T) {
 		}
 		if n == 0 {
 			t.Errorf("%s answered no request through the round-robin front; front:\n%s", name, hpLog)
+		}
+		// The front named the client (this test, on 127.0.0.1) in a PROXY
+		// header: the replica logged it, not the front's address.
+		// (The request log is written in batches: looked at until it is.)
+		logged := regexp.MustCompile(`(?m)^\{.*"dialect":"pox".*$`)
+		var logs []byte
+		waitFor(t, name+"'s request log", func() bool {
+			logs, _ = p.cmd("logs", fmt.Sprintf("fleet-%s-%d", name, os.Getpid())).CombinedOutput()
+			return logged.Match(logs)
+		})
+		for _, line := range logged.FindAll(logs, -1) {
+			if !strings.Contains(string(line), `"client":"127.0.0.1"`) {
+				t.Errorf("%s did not log the client's address from the front's PROXY header: %s", name, line)
+			}
 		}
 	}
 }

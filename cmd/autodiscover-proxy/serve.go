@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/autodiscover-proxy/autodiscover-proxy/config"
+	"github.com/pires/go-proxyproto"
 )
 
 // errUsage means the flags were wrong; the flag package has said why.
@@ -152,6 +154,9 @@ func listenAll(o *serveOptions, svc *service, cfg *config.Config, log *slog.Logg
 		if err != nil {
 			return nil, fmt.Errorf("listen %s: %w", name, err)
 		}
+		if name != "admin" {
+			ln = proxyProtocol(ln, svc)
+		}
 		s := newHTTPServer(h, log, serverTimeouts)
 		limit := newConnCap(cfg.Limits.ConnectionsPerListener)
 		s.ConnState = limit.ConnState
@@ -184,6 +189,30 @@ func listenAll(o *serveOptions, svc *service, cfg *config.Config, log *slog.Logg
 		return ls, errors.New("nothing to serve: both -https and -http are empty")
 	}
 	return ls, nil
+}
+
+// proxyProtocol lets a connection from a trusted proxy begin with a PROXY
+// protocol header (v1 or v2, HAProxy's send-proxy and send-proxy-v2): the
+// client address in it is then the connection's, and the per-client limits
+// key on it behind a TCP front that passes TLS through. A connection from
+// anyone else is not looked at: a header there is the client's first bytes,
+// which TLS or HTTP refuse.
+func proxyProtocol(ln net.Listener, svc *service) net.Listener {
+	return &proxyproto.Listener{
+		Listener: ln,
+		ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+			if a, ok := o.Upstream.(*net.TCPAddr); ok {
+				ip, _ := netip.AddrFromSlice(a.IP)
+				for _, p := range svc.srv.Config().TrustedProxies {
+					if p.Contains(ip.Unmap()) {
+						return proxyproto.USE, nil // a header if it sends one
+					}
+				}
+			}
+			return proxyproto.SKIP, nil
+		},
+		ReadHeaderTimeout: serverTimeouts.readHeader,
+	}
 }
 
 // serve starts every server and its cap's shedding until ctx ends; a
