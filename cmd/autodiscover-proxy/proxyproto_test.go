@@ -78,7 +78,7 @@ func TestProxyProtocolFromTrustedFront(t *testing.T) {
 	// A trusted front that sends no header is its own client, as before.
 	if got := page(&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "autodiscover.contoso.com"},
-		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext,
+		DialContext:     (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext,
 	}}); got != 200 {
 		t.Errorf("the front without a header: %d, want 200", got)
 	}
