@@ -409,7 +409,7 @@ func TestConfigFollowsItsFiles(t *testing.T) {
 // to fix one it cannot reach); serve serves a certificate that another
 // replica put there, and /readyz says the store is reachable.
 func TestCertificateStoreInPostgres(t *testing.T) {
-	pgtest.Setenv(t)
+	stopStore := pgtest.Setenv(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfg, []byte("tls: {acme: {store: postgres, directory_url: 'https://127.0.0.1:1/directory'}}\n"+configYAML("Fleet")[strings.Index(configYAML("Fleet"), "domains:"):]), 0o600)
@@ -452,6 +452,22 @@ func TestCertificateStoreInPostgres(t *testing.T) {
 		t.Error("serve does not serve the certificate in the shared store")
 	}
 	conn.Close()
+
+	// The store goes away: the certificates in memory are still served,
+	// and the replica stays ready, saying the store is unreachable.
+	stopStore()
+	conn, err = tls.Dial("tcp", r.https, &tls.Config{InsecureSkipVerify: true, ServerName: "autodiscover.contoso.com"})
+	if err != nil {
+		t.Fatalf("a handshake once the store is gone: %v", err)
+	}
+	if !conn.ConnectionState().PeerCertificates[0].Equal(c.Leaf) {
+		t.Error("once the store is gone, another certificate is served")
+	}
+	conn.Close()
+	code, body = get(t, http.DefaultClient, "http://"+r.admin+"/readyz")
+	if code != 200 || !strings.Contains(body, "certificate store: unreachable") {
+		t.Errorf("readyz with the store gone: %d %s", code, body)
+	}
 
 	t.Setenv("PGHOST", filepath.Join(dir, "no-such-socket-dir"))
 	if code, _, errs := runCmd("check-config", "-config", cfg); code != 1 || !strings.Contains(errs, "tls.acme.store: postgres") || !strings.Contains(errs, "PGHOST") {

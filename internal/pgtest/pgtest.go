@@ -36,6 +36,14 @@ func bin(name string) string {
 // test fails under CI (.ci/run installs them) and is skipped elsewhere.
 func Start(t testing.TB) []string {
 	t.Helper()
+	env, _ := start(t)
+	return env
+}
+
+// start is Start, and a function that stops the server before the test
+// ends (a store that goes away).
+func start(t testing.TB) (env []string, stop func()) {
+	t.Helper()
 	initdb, postgres := bin("initdb"), bin("postgres")
 	if initdb == "" || postgres == "" {
 		if os.Getenv("CI") != "" {
@@ -83,13 +91,17 @@ func Start(t testing.TB) []string {
 	}
 	exited := make(chan struct{})
 	go func() { srv.Wait(); close(exited) }()
-	t.Cleanup(func() {
+	stop = func() {
 		srv.Process.Signal(syscall.SIGINT) // fast shutdown
 		select {
 		case <-exited:
 		case <-time.After(30 * time.Second):
 			srv.Process.Kill()
+			<-exited
 		}
+	}
+	t.Cleanup(func() {
+		stop()
 		os.RemoveAll(dir)
 	})
 	// Ready when its postmaster.pid says so (the status line, PostgreSQL
@@ -110,13 +122,16 @@ func Start(t testing.TB) []string {
 			t.Fatalf("postgres made no socket in a minute:\n%s", b)
 		}
 	}
-	return []string{"PGHOST=" + dir, "PGUSER=autodiscover", "PGDATABASE=postgres", "PGSSLMODE=disable"}
+	return []string{"PGHOST=" + dir, "PGUSER=autodiscover", "PGDATABASE=postgres", "PGSSLMODE=disable"}, stop
 }
 
-// Setenv starts a server and points this process's libpq environment at it.
-func Setenv(t *testing.T) {
-	for _, kv := range Start(t) {
+// Setenv starts a server and points this process's libpq environment at
+// it; stop stops the server before the test ends.
+func Setenv(t *testing.T) (stop func()) {
+	env, stop := start(t)
+	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
+	return stop
 }
