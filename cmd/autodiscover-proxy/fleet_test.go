@@ -60,24 +60,7 @@ func TestComposeFleet(t *testing.T) {
 		pg[k] = v
 		t.Setenv(k, v)
 	}
-	hosts := []string{"autodiscover.example.com", "autoconfig.example.com"}
-	cert, err := certs.SelfSigned(hosts, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := certs.NewPGCache(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-	pemData := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	for _, b := range cert.Certificate {
-		pemData = append(pemData, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b})...)
-	}
-	for _, h := range hosts {
-		store.Put(t.Context(), h, pemData)
-	}
-	store.Close()
+	cert := storeCertificate(t, "autodiscover.example.com", "autoconfig.example.com")
 
 	p := &podman{}
 	tag := fmt.Sprintf("localhost/autodiscover-proxy-fleet-test:%d", os.Getpid())
@@ -215,4 +198,31 @@ func TestComposeFleet(t *testing.T) {
 			}
 		}
 	}
+}
+
+// storeCertificate puts a certificate for hosts into the PostgreSQL store
+// the environment names, as the replica that ordered it would have (in
+// autocert's cache format: the key, then the chain, in PEM).
+func storeCertificate(t *testing.T, hosts ...string) *tls.Certificate {
+	t.Helper()
+	cert, err := certs.SelfSigned(hosts, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := certs.NewPGCache(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	der, _ := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	pemData := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	for _, b := range cert.Certificate {
+		pemData = append(pemData, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b})...)
+	}
+	for _, h := range hosts {
+		if err := store.Put(t.Context(), h, pemData); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cert
 }

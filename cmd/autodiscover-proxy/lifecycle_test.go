@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -20,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/autodiscover-proxy/autodiscover-proxy/certs"
 	"github.com/autodiscover-proxy/autodiscover-proxy/internal/pgtest"
 )
 
@@ -418,26 +416,7 @@ func TestCertificateStoreInPostgres(t *testing.T) {
 	}
 
 	// What another replica ordered, in the store.
-	store, err := certs.NewPGCache(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hosts := []string{"autodiscover.contoso.com", "autoconfig.contoso.com"}
-	c, err := certs.SelfSigned(hosts, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	pemData := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	for _, b := range c.Certificate {
-		pemData = append(pemData, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b})...)
-	}
-	for _, h := range hosts {
-		if err := store.Put(t.Context(), h, pemData); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store.Close()
+	c := storeCertificate(t, "autodiscover.contoso.com", "autoconfig.contoso.com")
 
 	r := startServe(t, "-config", cfg)
 	code, body := get(t, http.DefaultClient, "http://"+r.admin+"/readyz")
