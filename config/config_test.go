@@ -186,7 +186,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top key", "domain:\n  - name: a.com\n", []string{"test.yaml:1: domain: unknown key: did you mean domains? The keys here are tls, log, trusted_proxies, limits, include, domains"}},
 		{"unknown domain key", "domains:\n  - name: a.com\n    provider: microsoft365\n    imap_host: x\n", []string{"test.yaml:4: domains[0].imap_host: unknown key", "imap, pop3, smtp"}},
 		{"unknown nested keys", "tls:\n  acme: {mail: x@y.com}\ndomains:\n  - name: a.com\n    provider: microsoft365\n    upstream: {url: 'https://x.com/a', relay: true}\n",
-			[]string{"test.yaml:2: tls.acme.mail: unknown key: did you mean email? The keys here are email, cache_dir, directory_url", "test.yaml:6: domains[0].upstream.relay: unknown key"}},
+			[]string{"test.yaml:2: tls.acme.mail: unknown key: did you mean email? The keys here are email, store, cache_dir, directory_url", "test.yaml:6: domains[0].upstream.relay: unknown key"}},
 		{"empty", "", []string{"empty config"}},
 		{"bad limits", "limits: {relay_per_client_per_hour: 0, upstream_cache_mb: 99999}\ndomains:\n  - name: a.com\n    provider: microsoft365\n",
 			[]string{"test.yaml:1: limits.relay_per_client_per_hour: 0: use 1 to 100000", "limits.upstream_cache_mb: 99999: use 1 to 4096"}},
