@@ -76,14 +76,14 @@ func fleet(bin, dir, cert, key string) ([]abuseRow, error) {
 	// new config served (the watcher waits 0.5 s for the files to settle).
 	added := 0
 	addCustomer := func() (string, error) {
-		name := filepath.Join(inc, fmt.Sprintf("added-%03d.yaml", added))
-		f, err := os.Create(name)
+		n := fleetDomains + added*10 + 1 // a microsoft365 tenant (genconfig)
+		added++
+		f, err := os.Create(filepath.Join(inc, fmt.Sprintf("added-%03d.yaml", added)))
 		if err != nil {
 			return "", err
 		}
-		genconfig.Domains(f, fleetDomains+added*10+1, 1) // a microsoft365 tenant
-		added++
-		return fmt.Sprintf("tenant%d.example", fleetDomains+(added-1)*10+1), f.Close()
+		genconfig.Domains(f, n, 1)
+		return fmt.Sprintf("tenant%d.example", n), f.Close()
 	}
 	written := time.Now()
 	if _, err := addCustomer(); err != nil {
