@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+
+	"github.com/autodiscover-proxy/autodiscover-proxy/config"
 )
 
 // clientIP is the peer address, or, when the peer is a trusted proxy, the
@@ -21,7 +23,7 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 // clientAddr is clientIP as an address; invalid when the peer's is.
 func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	peer := parseAddr(r.RemoteAddr)
-	if isTrusted(peer, trusted) {
+	if config.TrustedProxy(peer, trusted) {
 		// The header's values joined by commas are one list, read right to left.
 		items := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 		for i := len(items) - 1; i >= 0; i-- {
@@ -30,7 +32,7 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 				break // garbage: stop believing the header here
 			}
 			peer = a
-			if !isTrusted(a, trusted) {
+			if !config.TrustedProxy(a, trusted) {
 				break
 			}
 		}
@@ -40,19 +42,7 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 
 // fromTrustedProxy reports whether the peer is a trusted proxy.
 func fromTrustedProxy(r *http.Request, trusted []netip.Prefix) bool {
-	return isTrusted(parseAddr(r.RemoteAddr), trusted)
-}
-
-func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
-	if !a.IsValid() {
-		return false
-	}
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return config.TrustedProxy(parseAddr(r.RemoteAddr), trusted)
 }
 
 // parseAddr reads "ip", "ip:port" or "[ip]:port", IPv4-mapped IPv6 as IPv4.

@@ -40,7 +40,7 @@ type Config struct {
 	Limits  Limits
 	Domains []*Domain // in file order
 	// TrustedProxies are the networks whose X-Forwarded-For and
-	// X-Forwarded-Proto headers are believed.
+	// X-Forwarded-Proto headers, and PROXY protocol header, are believed.
 	TrustedProxies []netip.Prefix
 	// Sources are the files the config was read from: the main file, then
 	// every file its include: patterns matched, in order. IncludeDirs are
@@ -52,6 +52,20 @@ type Config struct {
 	include  []string // the include: patterns, relative to the main file's directory
 	byName   map[string]*Domain
 	firstUse map[string]firstUse // while reading: where each name was configured
+}
+
+// TrustedProxy reports whether a is in one of the trusted networks.
+func TrustedProxy(a netip.Addr, trusted []netip.Prefix) bool {
+	if !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // TLS is the `tls:` section. Relative file names are resolved against the

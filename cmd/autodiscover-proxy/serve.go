@@ -10,7 +10,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -201,13 +200,8 @@ func proxyProtocol(ln net.Listener, svc *service) net.Listener {
 	return &proxyproto.Listener{
 		Listener: ln,
 		ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
-			if a, ok := o.Upstream.(*net.TCPAddr); ok {
-				ip, _ := netip.AddrFromSlice(a.IP)
-				for _, p := range svc.srv.Config().TrustedProxies {
-					if p.Contains(ip.Unmap()) {
-						return proxyproto.USE, nil // a header if it sends one
-					}
-				}
+			if a, ok := o.Upstream.(*net.TCPAddr); ok && config.TrustedProxy(a.AddrPort().Addr(), svc.srv.Config().TrustedProxies) {
+				return proxyproto.USE, nil // a header if it sends one
 			}
 			return proxyproto.SKIP, nil
 		},
