@@ -223,7 +223,12 @@ func TestRelayLimitsFailOpenForNewClients(t *testing.T) {
 		}
 		return n
 	}
-	trust := func(s *Server) { s.Config().TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} } // httptest's peer
+	// httptest's peer is trusted; the clock stands still, so that no
+	// bucket refills while the requests are made.
+	trust := func(s *Server) {
+		s.Config().TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+		s.Now = func() time.Time { return beforeCutoff }
+	}
 	ip := func(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255) }
 
 	s := upstreamProxy(t, f, "      relay_auth: true\nlimits: {relay_per_minute: 1000000, relay_per_account_per_hour: 100000}\n", io.Discard)
@@ -268,6 +273,7 @@ func TestIPv6ClientsByPrefix(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Log = slog.New(slog.DiscardHandler)
+		s.Now = func() time.Time { return beforeCutoff } // no bucket refills meanwhile
 		served := func(client string) bool {
 			r := httptest.NewRequest("GET", "/setup?email=jane%40contoso.com", nil)
 			r.Host = "autodiscover.contoso.com"

@@ -416,14 +416,18 @@ func TestHostileRotatingIPv6(t *testing.T) {
 		return resp.StatusCode
 	}
 	served := 0
+	start := time.Now()
 	for i := range 60 {
 		if page(fmt.Sprintf("2001:db8:64:0:%x::%x", i*7919&0xffff, i+1)) == 200 {
 			served++
 		}
 	}
-	t.Logf("60 setup pages from 60 addresses of one /64: %d served", served)
-	if served != 30 {
-		t.Errorf("60 addresses of one /64 got %d setup pages, want the one client's 30", served)
+	// The one client's 30, and what its bucket refilled meanwhile (one
+	// page every 2 s): a slow machine is no failure, keying by address is.
+	refilled := int(time.Since(start) / (2 * time.Second))
+	t.Logf("60 setup pages from 60 addresses of one /64: %d served (%d refilled meanwhile)", served, refilled)
+	if served < 30 || served > 30+refilled || 30+refilled >= 60 {
+		t.Errorf("60 addresses of one /64 got %d setup pages, want the one client's 30 (+%d refilled)", served, refilled)
 	}
 	if code := page("2001:db8:64:1::1"); code != 200 {
 		t.Errorf("a client in another /64: HTTP %d", code)
