@@ -126,12 +126,15 @@ func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 	if ctx == nil { // a ClientHelloInfo made here (Obtain)
 		ctx = context.Background()
 	}
+	// A configured name not yet served by this replica: its certificate
+	// may have to be read from the store, or ordered.
+	first := a.policy(ctx, name) == nil && !a.served(name)
 	// With a shared store, the first handshake of a name on this replica
 	// waits for another replica's order of it outside autocert's locks
 	// (autocert reads its cache under a lock that every handshake takes).
 	if s, ok := a.m.Cache.(interface {
 		AwaitOrder(ctx context.Context, key string) error
-	}); ok && a.policy(ctx, name) == nil && !a.served(name) {
+	}); ok && first {
 		ctx, cancel := context.WithTimeout(ctx, orderWait)
 		s.AwaitOrder(ctx, name) // on failure, autocert says why below
 		cancel()
@@ -139,7 +142,7 @@ func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 	// An order follows where no certificate is at hand: only for a name
 	// whose DNS points somewhere, past its backoff, at the CA's pace.
 	ordering := false
-	if a.policy(ctx, name) == nil && !a.served(name) {
+	if first {
 		if _, err := a.Cached(ctx, name); err != nil {
 			if err := a.onboard.before(ctx, name); err != nil {
 				a.noOrder(name)
