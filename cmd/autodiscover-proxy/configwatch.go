@@ -69,12 +69,14 @@ func (s *service) watchConfig(ctx context.Context) error {
 // reloadIfChanged reloads when the config's files read differently from
 // the config in use, and reports whether it tried.
 func (s *service) reloadIfChanged(ctx context.Context) bool {
-	cfg, err := config.Load(s.cfgFile)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg, err := s.load()
 	if err == nil && cfg.Hash == s.srv.Config().Hash {
 		return false
 	}
 	s.log.Info("the config files changed: reloading")
-	s.reload(ctx)
+	s.applyLocked(ctx, cfg, err) // what it read, not read again
 	return true
 }
 

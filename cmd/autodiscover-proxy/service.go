@@ -165,7 +165,25 @@ func (s *service) obtain(ctx context.Context) {
 func (s *service) reload(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.reloadLocked()
+	cfg, err := s.load()
+	return s.applyLocked(ctx, cfg, err)
+}
+
+// load reads the config file and what it includes.
+func (s *service) load() (*config.Config, error) {
+	if s.cfgFile == "" {
+		return nil, errors.New("no -config file to reload (serving the embedded default)")
+	}
+	return config.Load(s.cfgFile)
+}
+
+// applyLocked puts cfg, as load read it, in use (a config that cannot be
+// used keeps the previous one serving), logs and counts the outcome; s.mu
+// is held.
+func (s *service) applyLocked(ctx context.Context, cfg *config.Config, err error) error {
+	if err == nil {
+		err = s.swapLocked(cfg)
+	}
 	if err != nil {
 		s.reloads.WithLabelValues("failure").Inc()
 		s.log.Error("reload refused; the previous config keeps serving", "err", err)
@@ -177,14 +195,7 @@ func (s *service) reload(ctx context.Context) error {
 	return nil
 }
 
-func (s *service) reloadLocked() error {
-	if s.cfgFile == "" {
-		return errors.New("no -config file to reload (serving the embedded default)")
-	}
-	cfg, err := config.Load(s.cfgFile)
-	if err != nil {
-		return err
-	}
+func (s *service) swapLocked(cfg *config.Config) error {
 	old := s.srv.Config()
 	if (cfg.TLS.ACME != nil) != (old.TLS.ACME != nil) || cfg.TLS.CertFile != old.TLS.CertFile || cfg.TLS.KeyFile != old.TLS.KeyFile {
 		return errors.New("the certificate source (tls.acme, tls.cert_file, tls.key_file) changed: restart to apply it")
