@@ -97,13 +97,13 @@ func (o *onboarding) before(ctx context.Context, host string) error {
 	o.mu.Lock()
 	h := o.hosts[host]
 	var retry time.Time
-	tries := 0
+	tries, problem := 0, ""
 	if h != nil {
-		retry, tries = h.Retry, h.Tries
+		retry, tries, problem = h.Retry, h.Tries, h.Problem
 	}
 	o.mu.Unlock()
 	if now := o.now(); now.Before(retry) {
-		return fmt.Errorf("acme: %s is not ordered before %s (%s)", host, retry.Format(time.RFC3339), h.Problem)
+		return fmt.Errorf("acme: %s is not ordered before %s (%s)", host, retry.Format(time.RFC3339), problem)
 	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	addrs, err := o.lookup(lctx, host)
