@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -157,12 +158,7 @@ func (o *onboarding) snapshot() []HostState {
 	for _, h := range o.hosts {
 		out = append(out, *h)
 	}
-	slices.SortFunc(out, func(a, b HostState) int {
-		if a.Host < b.Host {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(out, func(a, b HostState) int { return strings.Compare(a.Host, b.Host) })
 	return out
 }
 
